@@ -1,0 +1,136 @@
+// Options: every knob of a run and its default, in one struct (after
+// LevelDB's options.h). The coordinator parses them from the command line;
+// it hands them to its children as one JSON argument, so the downloader and
+// the workers read exactly the values the coordinator validated.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "shared/status.h"
+
+namespace thumbmill {
+
+/// One requested thumbnail size: a width ("200", height 0: keep the aspect
+/// ratio) or a box ("200x150": fit inside, keep the aspect ratio).
+struct SizeSpec {
+  int width = 0;
+  int height = 0;  // 0: width only
+
+  /// "200" or "200x150": the spelling used in option values and file names.
+  std::string label() const;
+  bool operator==(const SizeSpec&) const = default;
+};
+
+/// Parses "200" or "200x150". Both numbers in [1, 100000].
+Result<SizeSpec> parse_size(std::string_view text);
+
+enum class Format { kJpeg, kWebp, kPng, kAvif };
+
+/// "jpeg" -> kJpeg, ...; also accepts "jpg".
+Result<Format> parse_format(std::string_view text);
+std::string_view format_name(Format format);
+/// File name extension without the dot: "jpg", "webp", "png", "avif".
+std::string_view format_extension(Format format);
+
+struct Options {
+  // The list of sources: a file, or "-" for standard input. Required.
+  std::string list_path;
+
+  // Where thumbnails go, created if missing.
+  // Default: ./thumbnails
+  std::filesystem::path out_dir = "thumbnails";
+
+  // Sizes to make from every source, in the order given.
+  // Default: widths 32, 64 and 200, keeping the aspect ratio.
+  std::vector<SizeSpec> sizes = {{32, 0}, {64, 0}, {200, 0}};
+
+  // Default: jpeg
+  Format format = Format::kJpeg;
+
+  // Encoder quality, 1-100 (jpeg, webp, avif); ignored for png.
+  // Default: 85
+  int quality = 85;
+
+  // Resize worker processes (threads in the threaded build).
+  // Default: the number of online CPUs.
+  int workers = 0;
+
+  // Concurrent transfers in the downloader.
+  // Default: 16
+  int downloads = 16;
+
+  // Size of the shared byte arena that holds downloaded bodies, in MiB.
+  // Default: 256
+  int queue_mb = 256;
+
+  // A body larger than this fails with "too large", with or without a
+  // Content-Length. Default: 100 MB
+  std::uint64_t max_bytes = 100'000'000;
+
+  // An image whose header declares more pixels than this is rejected before
+  // it is decoded. Default: 100 megapixels
+  std::uint64_t max_pixels = 100'000'000;
+
+  // Allow loaders libvips does not trust with hostile input (svg, pdf,
+  // magick, ...). Default: false
+  bool allow_untrusted_formats = false;
+
+  // One JSON object per source is written here when set. Default: none
+  std::string report_path;
+
+  // Seconds to establish a connection. Default: 10
+  int connect_timeout_s = 10;
+  // Seconds a whole transfer may take. Default: 120
+  int transfer_timeout_s = 120;
+  // A transfer slower than 1 KiB/s for this many seconds is abandoned.
+  // Default: 15
+  int stall_timeout_s = 15;
+  // Redirects followed at most. Default: 5
+  int max_redirects = 5;
+  // Tries per download for failures that can succeed later (connection
+  // errors, timeouts, 5xx, 429). Default: 3
+  int fetch_attempts = 3;
+
+  // A resize job running longer than this is killed (it counts as an
+  // attempt). Default: 60
+  int job_timeout_s = 60;
+
+  // Redo sources whose thumbnails already exist. Default: false (skip them)
+  bool force = false;
+
+  // fsync each thumbnail and its directory before renaming it into place.
+  // Default: false (rename alone already hides half-written files)
+  bool fsync = false;
+
+  // Live progress line on standard error. Default: when it is a terminal.
+  bool progress = false;
+  // No summary or progress at all. Default: false
+  bool quiet = false;
+};
+
+/// The result of reading the command line.
+struct ParsedCommandLine {
+  Options options;
+  bool exit_now = false;  // --help or --version was answered
+  int exit_code = 0;
+  /// Set when parsing failed: names the bad flag or value.
+  std::string error;
+};
+
+/// Parses the coordinator's command line with CLI11. Never exits the process.
+ParsedCommandLine parse_command_line(int argc, const char* const* argv);
+
+/// Checks values that CLI11's validators cannot (sizes list not empty, ...),
+/// fills defaults that depend on the machine (workers), and drops repeated
+/// sizes (keeping the user's order). Returns kInvalidArgument naming the flag
+/// otherwise.
+Status finalize_options(Options& options);
+
+/// The JSON handed to child processes, and back.
+std::string options_to_json(const Options& options);
+Result<Options> options_from_json(std::string_view json);
+
+}  // namespace thumbmill

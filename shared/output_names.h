@@ -1,0 +1,45 @@
+// Output names: where each source's thumbnails go, as
+// <out>/<stem>_<size>.<ext>, e.g. thumbnails/cat_200.jpg.
+//
+// The stem comes from the source's last path segment (query and fragment
+// dropped, percent-decoding applied, extension removed) reduced to a safe,
+// portable name: ASCII letters, digits, '-', '_' and '.', never starting
+// with '.', at most 80 bytes, "image" when nothing is left. So nothing can be
+// written outside the output directory, whatever the URL says.
+//
+// Two sources with the same stem get distinct names, deterministically: the
+// first keeps the plain stem, later ones get "<stem>-<8 hex digits of a hash
+// of the source>".
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <unordered_set>
+
+#include "shared/options.h"
+
+namespace thumbmill {
+
+/// The safe stem of one source (a URL or a local path), before collisions.
+std::string sanitize_stem(std::string_view source);
+
+/// 64-bit FNV-1a: stable across runs, machines and builds (unlike std::hash).
+std::uint64_t stable_hash(std::string_view bytes);
+
+/// Hands out unique stems over a whole run. Memory: one 64-bit hash per
+/// stem handed out.
+class StemAllocator {
+ public:
+  /// The stem for `source`. REQUIRES: each source is passed at most once
+  /// (the coordinator drops duplicate sources before naming them).
+  std::string Allocate(std::string_view source);
+
+ private:
+  std::unordered_set<std::uint64_t> taken_;
+};
+
+/// "<stem>_<size label>.<ext>", e.g. "cat_200.jpg" or "cat_200x150.webp".
+std::string thumbnail_file_name(std::string_view stem, const SizeSpec& size, Format format);
+
+}  // namespace thumbmill

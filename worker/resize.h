@@ -1,0 +1,60 @@
+// Resize: one source image in, every requested thumbnail out, encoded.
+//
+// The source is decoded once: libvips shrink-on-load opens it at the largest
+// requested size, that small image is copied into memory, and the smaller
+// sizes are derived from the copy. Headers are checked before any pixel is
+// decoded (pixel cap, untrusted loaders), and a truncated or damaged file is
+// an error, never a grey-padded thumbnail.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "shared/options.h"
+#include "shared/status.h"
+
+namespace thumbmill {
+
+/// What the resizer needs from Options.
+struct ResizeSettings {
+  std::vector<SizeSpec> sizes;
+  Format format = Format::kJpeg;
+  int quality = 85;
+  std::uint64_t max_pixels = 100'000'000;
+  bool allow_untrusted_formats = false;
+
+  static ResizeSettings From(const Options& options);
+};
+
+/// One encoded thumbnail.
+struct EncodedThumbnail {
+  SizeSpec size;               // the size it was asked for
+  int width = 0;               // what it came out as
+  int height = 0;
+  std::vector<std::byte> bytes;  // the encoded file
+};
+
+/// The source: bytes in memory (not copied; they must outlive the call), or a
+/// file path when `path` is not empty.
+struct ImageSource {
+  std::span<const std::byte> bytes;
+  std::string path;
+};
+
+/// Starts libvips for this process: one libvips thread, no operation cache,
+/// untrusted loaders blocked unless allowed. Call once per process, after it
+/// started (never before a fork). Ends the process with a message if libvips
+/// cannot start.
+void init_vips(const char* argv0, bool allow_untrusted_formats);
+
+/// Makes every size in `settings.sizes`, in that order. Never upscales: a
+/// source smaller than a size comes out at its own size.
+/// Failures: kNotAnImage (empty, HTML, random bytes), kUntrustedFormat,
+/// kTooManyPixels, kCorruptImage (truncated or damaged), kEncodeFailed.
+Result<std::vector<EncodedThumbnail>> make_thumbnails(const ImageSource& source,
+                                                      const ResizeSettings& settings);
+
+}  // namespace thumbmill
