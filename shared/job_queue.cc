@@ -1,0 +1,410 @@
+#include "shared/job_queue.h"
+
+#include <sys/mman.h>
+#include <time.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <new>
+
+#include <boost/date_time/posix_time/posix_time_types.hpp>
+
+namespace thumbmill {
+namespace {
+
+constexpr std::uint64_t kMagic = 0x746d696c6c517565;  // "tmillQue"
+constexpr std::uint32_t kVersion = 1;
+constexpr std::uint64_t kAlign = 64;
+
+constexpr std::uint64_t align_up(std::uint64_t n) { return (n + kAlign - 1) & ~(kAlign - 1); }
+
+void copy_string(char* dst, std::size_t cap, std::string_view src) {
+  const std::size_t n = std::min(src.size(), cap - 1);
+  std::memcpy(dst, src.data(), n);
+  dst[n] = '\0';
+}
+
+boost::posix_time::ptime deadline_after(std::chrono::milliseconds timeout) {
+  // Boost 1.74's semaphore timed_wait takes an absolute universal time.
+  return boost::posix_time::microsec_clock::universal_time() +
+         boost::posix_time::milliseconds(timeout.count());
+}
+
+}  // namespace
+
+struct JobQueue::Header {
+  std::uint64_t magic = 0;
+  std::uint32_t version = 0;
+  std::uint32_t slot_count = 0;
+  std::uint64_t arena_size = 0;
+  std::uint64_t total_size = 0;
+  PidLock lock;
+  // Posted once per job made ready, and by Close. A consumer that is killed
+  // after taking a token loses it; consumers therefore wait with a timeout
+  // and scan anyway.
+  boost::interprocess::interprocess_semaphore items{0};
+  // Posted whenever a slot or arena space is freed.
+  boost::interprocess::interprocess_semaphore space{0};
+  std::uint64_t next_seq = 1;
+  std::uint64_t cursor = 0;  // where the last extent ended: allocation goes round the arena
+  std::atomic<std::uint32_t> closed{0};
+};
+
+std::int64_t monotonic_ms() {
+  timespec ts;
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1'000'000;
+}
+
+std::size_t JobQueue::RequiredBytes(std::uint32_t slots, std::uint64_t arena_bytes) {
+  return align_up(sizeof(Header)) + align_up(sizeof(JobSlot) * slots) + align_up(arena_bytes);
+}
+
+JobQueue JobQueue::Create(void* memory, std::size_t size, std::uint32_t slots,
+                          std::uint64_t arena_bytes) {
+  if (size < RequiredBytes(slots, arena_bytes)) {
+    std::fprintf(stderr, "thumbmill: queue memory too small (internal error)\n");
+    std::abort();
+  }
+  auto* base = static_cast<std::byte*>(memory);
+  auto* header = new (base) Header();
+  auto* slot_array = reinterpret_cast<JobSlot*>(base + align_up(sizeof(Header)));
+  for (std::uint32_t i = 0; i < slots; ++i) new (&slot_array[i]) JobSlot();
+  header->slot_count = slots;
+  header->arena_size = align_up(arena_bytes);
+  header->total_size = size;
+  header->version = kVersion;
+  std::atomic_thread_fence(std::memory_order_release);
+  header->magic = kMagic;  // last: a reader that sees it sees the rest
+  return JobQueue(header, slot_array,
+                  base + align_up(sizeof(Header)) + align_up(sizeof(JobSlot) * slots));
+}
+
+Result<JobQueue> JobQueue::Attach(void* memory, std::size_t size) {
+  auto* base = static_cast<std::byte*>(memory);
+  if (size < sizeof(Header)) return Status(Code::kInternal, "queue segment too small");
+  auto* header = reinterpret_cast<Header*>(base);
+  if (header->magic != kMagic || header->version != kVersion)
+    return Status(Code::kInternal, "queue segment holds no thumbmill queue (bad magic or version)");
+  if (RequiredBytes(header->slot_count, header->arena_size) > size)
+    return Status(Code::kInternal, "queue segment is shorter than its header says");
+  auto* slot_array = reinterpret_cast<JobSlot*>(base + align_up(sizeof(Header)));
+  return JobQueue(header, slot_array,
+                  base + align_up(sizeof(Header)) + align_up(sizeof(JobSlot) * header->slot_count));
+}
+
+std::uint32_t JobQueue::slot_count() const { return header_->slot_count; }
+std::uint64_t JobQueue::arena_size() const { return header_->arena_size; }
+bool JobQueue::closed() const { return header_->closed.load(std::memory_order_acquire) != 0; }
+
+std::span<std::byte> JobQueue::body(SlotId id) {
+  const JobSlot& s = slots_[id];
+  const std::uint64_t n = s.current() == SlotState::kFilling ? s.capacity : s.length;
+  if (s.capacity == 0) return {};
+  return {arena_ + s.offset, static_cast<std::size_t>(n)};
+}
+
+// ----- allocation ----------------------------------------------------------
+//
+// The arena is handed out in contiguous extents, first fit going round from
+// where the previous extent ended. Jobs are consumed roughly in the order
+// they were published, so this behaves like a ring buffer that tolerates
+// out-of-order release. The live extents are exactly those recorded in the
+// slots, so there is no allocator state to lose when a process dies.
+
+bool JobQueue::ExtentIsFree(std::uint64_t offset, std::uint64_t end, SlotId except) const {
+  for (std::uint32_t i = 0; i < header_->slot_count; ++i) {
+    if (i == except) continue;
+    const JobSlot& s = slots_[i];
+    if (s.current() == SlotState::kFree) continue;
+    if (s.capacity && s.offset < end && offset < s.offset + s.capacity) return false;
+    if (s.move_capacity && s.move_offset < end && offset < s.move_offset + s.move_capacity)
+      return false;
+  }
+  return true;
+}
+
+std::optional<std::uint64_t> JobQueue::FindRoom(std::uint64_t capacity, std::uint64_t from) const {
+  struct Extent {
+    std::uint64_t begin, end;
+  };
+  std::vector<Extent> live;
+  live.reserve(header_->slot_count);
+  for (std::uint32_t i = 0; i < header_->slot_count; ++i) {
+    const JobSlot& s = slots_[i];
+    if (s.current() == SlotState::kFree) continue;
+    if (s.capacity) live.push_back({s.offset, s.offset + s.capacity});
+    if (s.move_capacity) live.push_back({s.move_offset, s.move_offset + s.move_capacity});
+  }
+  std::sort(live.begin(), live.end(), [](const Extent& a, const Extent& b) { return a.begin < b.begin; });
+  const std::uint64_t arena = header_->arena_size;
+  // Gaps between live extents, then the first one at or after `from` that fits.
+  std::optional<std::uint64_t> first_fit;
+  std::uint64_t gap_begin = 0;
+  auto consider = [&](std::uint64_t begin, std::uint64_t end) {
+    if (end <= begin || end - begin < capacity) return false;
+    const std::uint64_t at = std::max(begin, from);
+    if (at < end && end - at >= capacity) return true;  // fits at `from` or after
+    if (!first_fit) first_fit = begin;
+    return false;
+  };
+  for (const Extent& e : live) {
+    if (consider(gap_begin, e.begin)) return std::max(gap_begin, from);
+    gap_begin = std::max(gap_begin, e.end);
+  }
+  if (consider(gap_begin, arena)) return std::max(gap_begin, from);
+  return first_fit;
+}
+
+std::optional<JobQueue::SlotId> JobQueue::Reserve(const JobInfo& info, std::uint64_t capacity,
+                                                  std::int32_t owner) {
+  capacity = align_up(capacity);
+  if (capacity > header_->arena_size) return std::nullopt;
+  std::lock_guard guard(header_->lock);
+  std::optional<SlotId> found;
+  for (std::uint32_t i = 0; i < header_->slot_count && !found; ++i)
+    if (slots_[i].current() == SlotState::kFree) found = i;
+  if (!found) return std::nullopt;
+  std::uint64_t offset = 0;
+  if (capacity) {
+    auto room = FindRoom(capacity, header_->cursor);
+    if (!room) return std::nullopt;
+    offset = *room;
+    header_->cursor = offset + capacity;
+  }
+  JobSlot& s = slots_[*found];
+  s.source_id = info.source_id;
+  s.attempt = 0;
+  s.fetch_ms = 0;
+  s.offset = offset;
+  s.capacity = capacity;
+  s.length = 0;
+  s.move_offset = s.move_capacity = 0;
+  s.taken_at_ms = 0;
+  s.path_is_temp = info.path_is_temp;
+  copy_string(s.path, sizeof s.path, info.path);
+  copy_string(s.stem, sizeof s.stem, info.stem);
+  s.owner.store(owner, std::memory_order_relaxed);
+  // Last: until this store the slot is free and its extent unclaimed.
+  s.state.store(static_cast<std::uint32_t>(SlotState::kFilling), std::memory_order_release);
+  return found;
+}
+
+bool JobQueue::Grow(SlotId id, std::uint64_t capacity) {
+  capacity = align_up(capacity);
+  JobSlot& s = slots_[id];
+  if (capacity <= s.capacity) return true;
+  if (capacity > header_->arena_size) return false;
+  std::uint64_t target;
+  {
+    std::lock_guard guard(header_->lock);
+    if (s.capacity && s.offset + capacity <= header_->arena_size &&
+        ExtentIsFree(s.offset + s.capacity, s.offset + capacity, id)) {
+      s.capacity = capacity;
+      header_->cursor = std::max(header_->cursor, s.offset + capacity);
+      return true;
+    }
+    auto room = FindRoom(capacity, header_->cursor);
+    if (!room) return false;
+    target = *room;
+    s.move_offset = target;
+    s.move_capacity = capacity;  // claimed: FindRoom now skips it
+    header_->cursor = target + capacity;
+  }
+  // The slot is ours and both extents are claimed, so the copy needs no lock.
+  if (s.capacity) std::memcpy(arena_ + target, arena_ + s.offset, s.capacity);
+  {
+    std::lock_guard guard(header_->lock);
+    s.offset = target;
+    s.capacity = capacity;
+    s.move_capacity = 0;  // the old extent is free from here on
+    s.move_offset = 0;
+  }
+  header_->space.post();
+  return true;
+}
+
+void JobQueue::SpillToPath(SlotId id, std::string_view path) {
+  JobSlot& s = slots_[id];
+  {
+    std::lock_guard guard(header_->lock);
+    copy_string(s.path, sizeof s.path, path);
+    s.path_is_temp = 1;
+    s.capacity = 0;
+    s.offset = 0;
+  }
+  header_->space.post();
+}
+
+void JobQueue::Publish(SlotId id, std::uint64_t length, std::uint32_t fetch_ms) {
+  JobSlot& s = slots_[id];
+  {
+    std::lock_guard guard(header_->lock);
+    s.length = length;
+    s.fetch_ms = fetch_ms;
+    s.seq = header_->next_seq++;
+    s.owner.store(0, std::memory_order_relaxed);
+    s.state.store(static_cast<std::uint32_t>(SlotState::kReady), std::memory_order_release);
+  }
+  header_->items.post();
+}
+
+void JobQueue::Abandon(SlotId id) {
+  {
+    std::lock_guard guard(header_->lock);
+    FreeLocked(id);
+  }
+  header_->space.post();
+}
+
+void JobQueue::WaitForSpace(std::chrono::milliseconds timeout) {
+  (void)header_->space.timed_wait(deadline_after(timeout));
+}
+
+// ----- consumer ------------------------------------------------------------
+
+TakeResult JobQueue::Take(std::int32_t owner, std::chrono::milliseconds timeout, SlotId* out) {
+  // Look first: a token may have been lost with a killed consumer, and a
+  // job published before we started waiting needs no token to be found.
+  for (int round = 0; round < 2; ++round) {
+    {
+      std::lock_guard guard(header_->lock);
+      std::optional<SlotId> oldest;
+      for (std::uint32_t i = 0; i < header_->slot_count; ++i) {
+        const JobSlot& s = slots_[i];
+        if (s.current() == SlotState::kReady && (!oldest || s.seq < slots_[*oldest].seq)) oldest = i;
+      }
+      if (oldest) {
+        JobSlot& s = slots_[*oldest];
+        s.attempt += 1;
+        s.taken_at_ms = monotonic_ms();
+        s.owner.store(owner, std::memory_order_relaxed);
+        s.state.store(static_cast<std::uint32_t>(SlotState::kTaken), std::memory_order_release);
+        *out = *oldest;
+        return TakeResult::kJob;
+      }
+      if (closed()) return TakeResult::kClosed;
+    }
+    if (round == 0 && !header_->items.timed_wait(deadline_after(timeout))) return TakeResult::kTimeout;
+  }
+  return TakeResult::kTimeout;  // woken, but another consumer was faster
+}
+
+void JobQueue::Release(SlotId id) {
+  {
+    std::lock_guard guard(header_->lock);
+    FreeLocked(id);
+  }
+  header_->space.post();
+}
+
+// ----- supervisor ----------------------------------------------------------
+
+void JobQueue::FreeLocked(SlotId id) {
+  JobSlot& s = slots_[id];
+  s.owner.store(0, std::memory_order_relaxed);
+  s.move_capacity = 0;
+  // The extent fields stay as they were; a kFree slot's extent is ignored.
+  s.state.store(static_cast<std::uint32_t>(SlotState::kFree), std::memory_order_release);
+}
+
+std::vector<SlotView> JobQueue::Snapshot() {
+  std::vector<SlotView> views;
+  std::lock_guard guard(header_->lock);
+  for (std::uint32_t i = 0; i < header_->slot_count; ++i) {
+    const JobSlot& s = slots_[i];
+    const SlotState st = s.current();
+    if (st == SlotState::kFree) continue;
+    views.push_back({i, st, s.owner.load(std::memory_order_relaxed), s.source_id, s.attempt,
+                     s.taken_at_ms});
+  }
+  return views;
+}
+
+QueueStats JobQueue::Stats() {
+  QueueStats stats;
+  stats.arena_size = header_->arena_size;
+  std::lock_guard guard(header_->lock);
+  for (std::uint32_t i = 0; i < header_->slot_count; ++i) {
+    const JobSlot& s = slots_[i];
+    switch (s.current()) {
+      case SlotState::kFree: ++stats.free; continue;
+      case SlotState::kFilling: ++stats.filling; break;
+      case SlotState::kReady: ++stats.ready; break;
+      case SlotState::kTaken: ++stats.taken; break;
+    }
+    stats.arena_used += s.capacity + s.move_capacity;
+  }
+  return stats;
+}
+
+std::vector<SlotView> JobQueue::ReclaimDead(std::int32_t dead) {
+  header_->lock.release_if_held_by(dead);
+  std::vector<SlotView> taken;
+  bool freed = false;
+  {
+    std::lock_guard guard(header_->lock);
+    for (std::uint32_t i = 0; i < header_->slot_count; ++i) {
+      JobSlot& s = slots_[i];
+      if (s.owner.load(std::memory_order_relaxed) != dead) continue;
+      const SlotState st = s.current();
+      if (st == SlotState::kFilling) {
+        FreeLocked(i);  // a half-written body: no consumer has seen it
+        freed = true;
+      } else if (st == SlotState::kTaken) {
+        taken.push_back({i, st, dead, s.source_id, s.attempt, s.taken_at_ms});
+      }
+    }
+  }
+  if (freed) header_->space.post();
+  // The dead consumer may have swallowed an items token.
+  header_->items.post();
+  return taken;
+}
+
+void JobQueue::Requeue(SlotId id) {
+  {
+    std::lock_guard guard(header_->lock);
+    JobSlot& s = slots_[id];
+    s.seq = 0;  // ahead of everything published: it has waited longest
+    s.owner.store(0, std::memory_order_relaxed);
+    s.state.store(static_cast<std::uint32_t>(SlotState::kReady), std::memory_order_release);
+  }
+  header_->items.post();
+}
+
+void JobQueue::Free(SlotId id) {
+  {
+    std::lock_guard guard(header_->lock);
+    FreeLocked(id);
+  }
+  header_->space.post();
+}
+
+void JobQueue::Close(int waiters) {
+  header_->closed.store(1, std::memory_order_release);
+  for (int i = 0; i < waiters; ++i) header_->items.post();
+}
+
+// ----- heap placement ------------------------------------------------------
+
+HeapQueueMemory::HeapQueueMemory(std::uint32_t slots, std::uint64_t arena_bytes)
+    : memory_(nullptr),
+      size_(JobQueue::RequiredBytes(slots, arena_bytes)),
+      queue_([&] {
+        // Anonymous private pages: zero-filled and only backed once touched,
+        // exactly like the shared segment.
+        memory_ = ::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (memory_ == MAP_FAILED) {
+          std::perror("thumbmill: mmap of the queue arena");
+          std::exit(3);
+        }
+        return JobQueue::Create(memory_, size_, slots, arena_bytes);
+      }()) {}
+
+HeapQueueMemory::~HeapQueueMemory() { ::munmap(memory_, size_); }
+
+}  // namespace thumbmill

@@ -1,0 +1,54 @@
+#include "shared/process_setup.h"
+
+#include <signal.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+#include <CLI/CLI.hpp>
+
+#include "shared/wire.h"
+
+namespace thumbmill {
+
+void die(const char* role, const std::string& message, int code) {
+  std::fprintf(stderr, "thumbmill %s: %s\n", role, message.c_str());
+  std::exit(code);
+}
+
+std::vector<std::string> child_arguments(const std::string& segment, const Options& options,
+                                         const std::string& temp_dir) {
+  return {"--segment", segment, "--options", options_to_json(options), "--temp-dir", temp_dir};
+}
+
+AttachedChild attach_child(const char* role, int argc, char** argv) {
+  // The coordinator armed PR_SET_PDEATHSIG before exec; if it died before
+  // that, we were re-parented already and nobody will ever read our results.
+  if (::getppid() == 1) die(role, "coordinator is gone", kChildFatalExit);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  ChildArgs args;
+  std::string options_json;
+  CLI::App app(std::string("thumbmill ") + role + " (started by coordinator)");
+  app.add_option("--segment", args.segment, "shared-memory segment name")->required();
+  app.add_option("--options", options_json, "run options as JSON")->required();
+  app.add_option("--temp-dir", args.temp_dir, "the run's temp directory");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    die(role, std::string("bad arguments: ") + e.what(), kChildFatalExit);
+  }
+  auto options = options_from_json(options_json);
+  if (!options.ok()) die(role, options.status().ToString(), kChildFatalExit);
+  args.options = std::move(options.value());
+
+  auto segment = SharedSegment::Open(args.segment);
+  if (!segment.ok()) die(role, segment.status().ToString(), kChildFatalExit);
+  auto queue = JobQueue::Attach((*segment)->data(), (*segment)->size());
+  if (!queue.ok()) die(role, queue.status().ToString(), kChildFatalExit);
+  return AttachedChild{std::move(args), std::move(segment.value()), queue.value()};
+}
+
+}  // namespace thumbmill

@@ -1,0 +1,139 @@
+#include "shared/shm_segment.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <system_error>
+
+#include <boost/interprocess/exceptions.hpp>
+#include <boost/interprocess/mapped_region.hpp>
+#include <boost/interprocess/shared_memory_object.hpp>
+
+namespace bip = boost::interprocess;
+
+namespace thumbmill {
+namespace {
+
+constexpr std::string_view kPrefix = "thumbmill-";
+
+/// Field 22 of /proc/<pid>/stat: start time in clock ticks since boot. 0
+/// when the process does not exist.
+unsigned long long process_start_time(long pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat;
+  if (!std::getline(in, stat)) return 0;
+  // The command name (field 2) may hold spaces; fields resume after ')'.
+  const auto close = stat.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream rest(stat.substr(close + 2));
+  std::string field;
+  for (int i = 3; i <= 22 && rest >> field; ++i)
+    if (i == 22) return std::strtoull(field.c_str(), nullptr, 10);
+  return 0;
+}
+
+/// Whether `name` is thumbmill-<pid>-<start> of a process that is gone.
+bool is_stale_run_name(std::string_view name) {
+  if (!name.starts_with(kPrefix)) return false;
+  name.remove_prefix(kPrefix.size());
+  const auto dash = name.find('-');
+  if (dash == std::string_view::npos) return false;
+  long pid = 0;
+  unsigned long long start = 0;
+  const auto a = std::from_chars(name.data(), name.data() + dash, pid);
+  const auto b = std::from_chars(name.data() + dash + 1, name.data() + name.size(), start);
+  if (a.ec != std::errc() || b.ec != std::errc() || b.ptr != name.data() + name.size()) return false;
+  return process_start_time(pid) != start;
+}
+
+std::string mib(std::uint64_t bytes) { return std::to_string((bytes + (1 << 20) - 1) >> 20) + " MiB"; }
+
+}  // namespace
+
+std::string run_name() {
+  static const std::string name = std::string(kPrefix) + std::to_string(::getpid()) + "-" +
+                                  std::to_string(process_start_time(::getpid()));
+  return name;
+}
+
+Result<std::unique_ptr<SharedSegment>> SharedSegment::Create(std::size_t size) {
+  struct statvfs fs;
+  if (::statvfs(kShmDir, &fs) == 0) {
+    const std::uint64_t room = static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize;
+    if (room < size)
+      return Status(Code::kIoError, "not enough room in /dev/shm for the queue: need " + mib(size) +
+                                        ", " + mib(room) + " free (lower --queue-mb)");
+  }
+  const std::string name = run_name();
+  try {
+    bip::shared_memory_object shm(bip::create_only, name.c_str(), bip::read_write);
+    // Reserve the pages now: Boost 1.74 only ftruncates, and touching a page
+    // /dev/shm cannot back would kill us with SIGBUS mid-run.
+    const int fd = shm.get_mapping_handle().handle;
+    if (const int err = ::posix_fallocate(fd, 0, static_cast<off_t>(size)); err != 0) {
+      bip::shared_memory_object::remove(name.c_str());
+      if (err == ENOSPC)
+        return Status(Code::kIoError, "not enough room in /dev/shm for the queue: need " + mib(size) +
+                                          " (lower --queue-mb)");
+      return Status::FromErrno("posix_fallocate /dev/shm/" + name, err);
+    }
+    bip::mapped_region region(shm, bip::read_write, 0, size);
+    return std::unique_ptr<SharedSegment>(new SharedSegment(name, std::move(region), true));
+  } catch (const bip::interprocess_exception& e) {
+    bip::shared_memory_object::remove(name.c_str());
+    return Status(Code::kIoError, "cannot create shared memory /dev/shm/" + name + ": " + e.what());
+  }
+}
+
+Result<std::unique_ptr<SharedSegment>> SharedSegment::Open(const std::string& name) {
+  try {
+    bip::shared_memory_object shm(bip::open_only, name.c_str(), bip::read_write);
+    bip::mapped_region region(shm, bip::read_write);
+    return std::unique_ptr<SharedSegment>(new SharedSegment(name, std::move(region), false));
+  } catch (const bip::interprocess_exception& e) {
+    return Status(Code::kIoError, "cannot open shared memory /dev/shm/" + name + ": " + e.what());
+  }
+}
+
+SharedSegment::~SharedSegment() {
+  if (owner_) bip::shared_memory_object::remove(name_.c_str());
+}
+
+std::vector<std::string> remove_stale_run_files(const std::filesystem::path& temp_root) {
+  std::vector<std::string> removed;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(kShmDir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (is_stale_run_name(name) && bip::shared_memory_object::remove(name.c_str()))
+      removed.push_back(entry.path().string());
+  }
+  for (const auto& entry : std::filesystem::directory_iterator(temp_root, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (!is_stale_run_name(name) || !entry.is_directory(ec)) continue;
+    if (std::filesystem::remove_all(entry.path(), ec) > 0) removed.push_back(entry.path().string());
+  }
+  return removed;
+}
+
+Result<std::filesystem::path> create_run_temp_dir(const std::filesystem::path& temp_root) {
+  const auto dir = temp_root / run_name();
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
+    return Status::FromErrno("cannot create temp directory " + dir.string());
+  return dir;
+}
+
+std::filesystem::path default_temp_root() {
+  const char* tmp = std::getenv("TMPDIR");
+  return tmp && *tmp ? std::filesystem::path(tmp) : std::filesystem::path("/tmp");
+}
+
+}  // namespace thumbmill

@@ -1,0 +1,64 @@
+// Pipes and frames: the few file-descriptor operations every process needs.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <vector>
+
+#include "shared/status.h"
+#include "shared/wire.h"
+
+namespace thumbmill {
+
+/// A pipe whose both ends are close-on-exec (children get only what the
+/// spawner hands them explicitly).
+struct Pipe {
+  int read_fd = -1;
+  int write_fd = -1;
+};
+Result<Pipe> make_pipe();
+
+Status set_nonblocking(int fd);
+void close_fd(int& fd);  // closes and sets -1; ignores -1
+
+/// Writes one frame with a single write(). Blocks until there is room.
+/// Returns kIoError if the reader is gone (EPIPE) or on any other error.
+Status write_frame(int fd, MessageType type, const void* record, std::size_t size);
+
+template <class T>
+Status write_record(int fd, MessageType type, const T& record, std::size_t size = sizeof(T)) {
+  static_assert(kIsWireRecord<T>);
+  return write_frame(fd, type, &record, size);
+}
+
+/// Reassembles frames from a stream of reads (blocking or not).
+class FrameReader {
+ public:
+  struct Frame {
+    MessageType type;
+    std::vector<std::byte> record;  // exactly FrameHeader::size bytes
+
+    /// Copies the record into a T, zero-filling what was not sent.
+    template <class T>
+    T as() const {
+      static_assert(kIsWireRecord<T>);
+      T value{};
+      std::memcpy(&value, record.data(), std::min(record.size(), sizeof(T)));
+      return value;
+    }
+  };
+
+  /// Reads what `fd` has. Returns false at end of file or on error (then
+  /// frames already buffered can still be popped).
+  bool Fill(int fd);
+  /// The next complete frame, if any.
+  std::optional<Frame> Next();
+
+ private:
+  std::vector<std::byte> buffer_;
+  std::size_t start_ = 0;
+};
+
+}  // namespace thumbmill

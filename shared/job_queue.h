@@ -1,0 +1,215 @@
+// JobQueue: the bounded queue between the downloader and the resize workers.
+//
+// One block of memory holds a header, a table of job slots and a byte arena.
+// The process build places that block in a POSIX shared-memory segment
+// (shm_segment.h); the threaded build places the very same block in ordinary
+// memory (HeapQueueMemory below). The logic here does not know which.
+//
+//   producer (downloader)             consumers (workers)
+//   Reserve ─► kFilling ── Publish ─► kReady ── Take ─► kTaken ── Release ─► kFree
+//                  └── Abandon ─► kFree          ▲                   │
+//                                                └── Requeue ◄───────┘ (supervisor,
+//                                                    after the owner died)
+//
+// A job's body lives in one contiguous extent of the arena, written in place
+// by the producer as it arrives and decoded in place by the consumer: no
+// copy, no temporary file. A body that does not fit travels as a file path
+// instead (see JobSlot::path). When no slot or no arena space is free,
+// Reserve fails and the producer waits: memory stays bounded whatever the
+// number of sources.
+//
+// Crash safety: every slot records its owner's id, so the supervisor can
+// take back what a dead process held (ReclaimDead). No one ever waits on a
+// condition variable: sleepers wait on semaphores with a timeout, and the
+// lock is a PidLock whose critical sections are a few stores each.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include <boost/interprocess/sync/interprocess_semaphore.hpp>
+
+#include "shared/pid_lock.h"
+#include "shared/status.h"
+
+namespace thumbmill {
+
+enum class SlotState : std::uint32_t { kFree = 0, kFilling, kReady, kTaken };
+
+/// Longest path a job can carry (a local source, or a spilled body).
+inline constexpr std::size_t kMaxJobPath = 512;
+/// Longest output stem (output_names.h caps stems well below this).
+inline constexpr std::size_t kMaxStem = 128;
+
+/// What a producer says about a job when it reserves it.
+struct JobInfo {
+  std::uint64_t source_id = 0;
+  std::string_view stem;  // output name stem, <= kMaxStem - 1 bytes
+  std::string_view path;  // empty: the body is in the arena
+  bool path_is_temp = false;  // remove `path` once the job is released
+};
+
+/// One job slot. Fields other than `state` and `owner` are written only by
+/// whoever owns the slot (the producer while kFilling, the consumer while
+/// kTaken) or under the queue lock; the lock's acquire/release orders them.
+struct JobSlot {
+  std::atomic<std::uint32_t> state{0};  // SlotState
+  std::atomic<std::int32_t> owner{0};   // producer or consumer id; 0 when none
+  std::uint64_t seq = 0;                // publish order: Take is FIFO
+  std::uint64_t source_id = 0;
+  std::uint32_t attempt = 0;            // times taken so far
+  std::uint32_t fetch_ms = 0;           // set by the producer before Publish
+  std::uint64_t offset = 0;             // body extent in the arena
+  std::uint64_t capacity = 0;
+  std::uint64_t length = 0;             // bytes of body, set by Publish
+  std::uint64_t move_offset = 0;        // second extent while Grow relocates
+  std::uint64_t move_capacity = 0;
+  std::int64_t taken_at_ms = 0;         // CLOCK_MONOTONIC, for job deadlines
+  std::uint8_t path_is_temp = 0;
+  char path[kMaxJobPath] = {};
+  char stem[kMaxStem] = {};
+
+  SlotState current() const { return static_cast<SlotState>(state.load(std::memory_order_acquire)); }
+};
+
+/// A snapshot of one slot, for the supervisor.
+struct SlotView {
+  std::uint32_t slot = 0;
+  SlotState state = SlotState::kFree;
+  std::int32_t owner = 0;
+  std::uint64_t source_id = 0;
+  std::uint32_t attempt = 0;
+  std::int64_t taken_at_ms = 0;
+};
+
+struct QueueStats {
+  std::uint32_t filling = 0, ready = 0, taken = 0, free = 0;
+  std::uint64_t arena_used = 0;  // bytes in live extents
+  std::uint64_t arena_size = 0;
+};
+
+enum class TakeResult { kJob, kTimeout, kClosed };
+
+class JobQueue {
+ public:
+  using SlotId = std::uint32_t;
+
+  /// Bytes a queue with `slots` slots and an arena of `arena_bytes` needs.
+  static std::size_t RequiredBytes(std::uint32_t slots, std::uint64_t arena_bytes);
+
+  /// Builds a new, empty queue in `memory` (zero-filled, at least
+  /// RequiredBytes long, 64-byte aligned).
+  static JobQueue Create(void* memory, std::size_t size, std::uint32_t slots,
+                         std::uint64_t arena_bytes);
+  /// Attaches to a queue another process built. Fails when the block does not
+  /// hold one (wrong magic or version, or sizes that do not add up).
+  static Result<JobQueue> Attach(void* memory, std::size_t size);
+
+  // ----- producer -------------------------------------------------------
+
+  /// Claims a free slot with an arena extent of `capacity` bytes (0 for a
+  /// job whose body is a path) for `owner`. nullopt: no slot or no
+  /// contiguous room right now; WaitForSpace and try again.
+  std::optional<SlotId> Reserve(const JobInfo& info, std::uint64_t capacity, std::int32_t owner);
+
+  /// Enlarges a kFilling slot's extent to `capacity`, keeping its bytes:
+  /// in place when the space after it is free, else by moving it. False when
+  /// the arena has no room now. REQUIRES: caller owns the slot.
+  bool Grow(SlotId slot, std::uint64_t capacity);
+
+  /// Turns the slot's body into a file: sets `path` (a spilled temp file) and
+  /// gives its arena extent back. REQUIRES: caller owns the kFilling slot.
+  void SpillToPath(SlotId slot, std::string_view path);
+
+  /// Makes the job available to consumers. REQUIRES: length <= capacity.
+  void Publish(SlotId slot, std::uint64_t length, std::uint32_t fetch_ms);
+
+  /// Gives back a kFilling slot whose download failed.
+  void Abandon(SlotId slot);
+
+  /// Sleeps until a slot or arena space may have been freed, or `timeout`.
+  void WaitForSpace(std::chrono::milliseconds timeout);
+
+  // ----- consumer -------------------------------------------------------
+
+  /// Takes the oldest ready job for `owner`, waiting up to `timeout`.
+  /// kClosed once Close() was called and no job is ready.
+  TakeResult Take(std::int32_t owner, std::chrono::milliseconds timeout, SlotId* slot);
+
+  /// Gives the slot and its arena extent back. REQUIRES: caller took it.
+  void Release(SlotId slot);
+
+  // ----- either side ----------------------------------------------------
+
+  JobSlot& slot(SlotId id) { return slots_[id]; }
+  const JobSlot& slot(SlotId id) const { return slots_[id]; }
+  /// The slot's arena extent (its capacity while kFilling, its published
+  /// length afterwards). Empty for a path job.
+  std::span<std::byte> body(SlotId id);
+  std::uint32_t slot_count() const;
+  std::uint64_t arena_size() const;
+
+  // ----- supervisor -----------------------------------------------------
+
+  /// Every slot that is not free.
+  std::vector<SlotView> Snapshot();
+  QueueStats Stats();
+
+  /// After `dead` exited: releases the lock if it held it, frees the slots
+  /// it was filling, and returns the jobs it had taken (still kTaken, for the
+  /// caller to Requeue or Free).
+  std::vector<SlotView> ReclaimDead(std::int32_t dead);
+
+  /// Puts a taken job back at the head of the line (its body stays where it
+  /// is, so nothing is downloaded again).
+  void Requeue(SlotId slot);
+  /// Frees a slot whatever its state (for jobs the supervisor gave up on).
+  void Free(SlotId slot);
+
+  /// No more jobs will be published: wakes `waiters` consumers, and every
+  /// Take returns kClosed once the ready jobs are gone.
+  void Close(int waiters);
+  bool closed() const;
+
+ private:
+  struct Header;
+  JobQueue(Header* header, JobSlot* slots, std::byte* arena)
+      : header_(header), slots_(slots), arena_(arena) {}
+
+  // REQUIRES: the lock is held.
+  std::optional<std::uint64_t> FindRoom(std::uint64_t capacity, std::uint64_t from) const;
+  bool ExtentIsFree(std::uint64_t offset, std::uint64_t end, SlotId except) const;
+  void FreeLocked(SlotId slot);
+
+  Header* header_;
+  JobSlot* slots_;
+  std::byte* arena_;
+};
+
+/// The threaded build's placement: the queue's block in ordinary (anonymous,
+/// private) memory.
+class HeapQueueMemory {
+ public:
+  HeapQueueMemory(std::uint32_t slots, std::uint64_t arena_bytes);
+  ~HeapQueueMemory();
+  HeapQueueMemory(const HeapQueueMemory&) = delete;
+  HeapQueueMemory& operator=(const HeapQueueMemory&) = delete;
+
+  JobQueue& queue() { return queue_; }
+
+ private:
+  void* memory_;
+  std::size_t size_;
+  JobQueue queue_;
+};
+
+/// Milliseconds on CLOCK_MONOTONIC, which every process on the machine shares.
+std::int64_t monotonic_ms();
+
+}  // namespace thumbmill

@@ -1,0 +1,68 @@
+// The process build's placement of the job queue: a POSIX shared-memory
+// segment (Boost.Interprocess), and the run's private temp directory.
+//
+// Names: "/thumbmill-<pid>-<start>" where <pid> is the creating
+// coordinator's pid and <start> its start time in clock ticks since boot
+// (from /proc). A coordinator killed with SIGKILL cannot remove what it
+// made, so every coordinator first removes segments and temp directories
+// whose creator is no longer running (a pid alone could have been reused;
+// pid and start time together cannot).
+#pragma once
+
+#include <cstddef>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <boost/interprocess/mapped_region.hpp>
+
+#include "shared/status.h"
+
+namespace thumbmill {
+
+/// "thumbmill-<pid>-<start>" for this process.
+std::string run_name();
+
+/// The directory where /dev/shm segments live (for room checks and cleanup).
+inline constexpr const char* kShmDir = "/dev/shm";
+
+class SharedSegment {
+ public:
+  /// Creates and maps a new zero-filled segment of `size` bytes named after
+  /// this run. Fails with a clear message when /dev/shm lacks room (the pages
+  /// are reserved up front, so a full /dev/shm never shows up later as a
+  /// SIGBUS).
+  static Result<std::unique_ptr<SharedSegment>> Create(std::size_t size);
+  /// Maps an existing segment (in a child).
+  static Result<std::unique_ptr<SharedSegment>> Open(const std::string& name);
+
+  /// Unmaps; the creator also removes the name.
+  ~SharedSegment();
+  SharedSegment(const SharedSegment&) = delete;
+  SharedSegment& operator=(const SharedSegment&) = delete;
+
+  void* data() const { return region_.get_address(); }
+  std::size_t size() const { return region_.get_size(); }
+  const std::string& name() const { return name_; }
+
+ private:
+  SharedSegment(std::string name, boost::interprocess::mapped_region region, bool owner)
+      : name_(std::move(name)), region_(std::move(region)), owner_(owner) {}
+
+  std::string name_;
+  boost::interprocess::mapped_region region_;
+  bool owner_;
+};
+
+/// Removes segments in /dev/shm and directories under `temp_root` named
+/// thumbmill-<pid>-<start> whose creator is gone. Returns what was removed.
+std::vector<std::string> remove_stale_run_files(const std::filesystem::path& temp_root);
+
+/// Creates `<temp_root>/<run_name()>` (mode 0700) for spilled bodies.
+Result<std::filesystem::path> create_run_temp_dir(const std::filesystem::path& temp_root);
+
+/// $TMPDIR, or /tmp.
+std::filesystem::path default_temp_root();
+
+}  // namespace thumbmill

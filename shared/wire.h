@@ -1,0 +1,94 @@
+// Wire records: everything that crosses a process boundary through a pipe.
+//
+// The coordinator sends FetchRequests to the downloader; the downloader
+// answers each with a FetchOutcome; each worker sends a ResizeOutcome per
+// job. Every message is one frame, a FrameHeader and a fixed-size, trivially
+// copyable record, written with a single write() of at most PIPE_BUF bytes,
+// which the kernel delivers whole or not at all: a writer killed mid-message
+// never leaves half a record in the pipe. Only FetchRequest has a variable
+// tail (the URL); the bytes after `url_length` are not sent.
+//
+// The threaded build uses the same pipes between threads.
+#pragma once
+
+#include <limits.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+#include "shared/job_queue.h"
+#include "shared/source_list.h"
+
+namespace thumbmill {
+
+/// Exit status a child uses for "fatal, do not respawn me" (bad arguments, a
+/// segment it cannot attach, libvips failing to start).
+inline constexpr int kChildFatalExit = 78;
+
+/// The file descriptors children are given, whatever the parent used.
+inline constexpr int kRequestFd = 3;  // downloader: FetchRequests in
+inline constexpr int kResultFd = 4;   // all children: outcomes out
+
+enum class MessageType : std::uint32_t {
+  kFetchRequest = 1,
+  kFetchOutcome = 2,
+  kResizeOutcome = 3,
+};
+
+struct FrameHeader {
+  MessageType type;
+  std::uint32_t size;  // bytes of record following the header
+};
+
+inline constexpr std::size_t kMaxErrorText = 240;
+inline constexpr std::size_t kMaxOutputs = 8;  // --sizes accepts at most this many
+
+/// Coordinator -> downloader: fetch one source into the queue.
+struct FetchRequest {
+  std::uint64_t source_id = 0;
+  std::uint32_t kind = 0;  // SourceKind
+  std::uint32_t url_length = 0;
+  char stem[kMaxStem] = {};
+  char url[kMaxSourceLength + 1] = {};  // a URL, or a local path for kFile
+};
+
+/// Downloader -> coordinator: the source is in the queue (ok), or failed.
+struct FetchOutcome {
+  std::uint64_t source_id = 0;
+  std::uint64_t bytes = 0;        // body bytes received
+  std::uint32_t fetch_ms = 0;
+  std::uint32_t tries = 0;        // transfers made (retries included)
+  std::int32_t http_status = 0;   // 0 when none (file, connection failure)
+  std::uint32_t code = 0;         // Code; kOk: published to the queue
+  char error[kMaxErrorText] = {};
+};
+
+struct OutputRecord {
+  std::int32_t width = 0;
+  std::int32_t height = 0;
+  std::uint64_t bytes = 0;
+};
+
+/// Worker -> coordinator: one job done, with or without thumbnails.
+struct ResizeOutcome {
+  std::uint64_t source_id = 0;
+  std::uint64_t body_bytes = 0;
+  std::uint32_t attempt = 0;
+  std::uint32_t fetch_ms = 0;
+  std::uint32_t resize_ms = 0;
+  std::uint32_t code = 0;         // Code
+  std::uint32_t output_count = 0;
+  OutputRecord outputs[kMaxOutputs] = {};
+  char error[kMaxErrorText] = {};
+};
+
+template <class T>
+constexpr bool kIsWireRecord = std::is_trivially_copyable_v<T> && std::is_standard_layout_v<T> &&
+                               sizeof(FrameHeader) + sizeof(T) <= PIPE_BUF;
+
+static_assert(kIsWireRecord<FetchRequest>);
+static_assert(kIsWireRecord<FetchOutcome>);
+static_assert(kIsWireRecord<ResizeOutcome>);
+
+}  // namespace thumbmill
