@@ -1,0 +1,663 @@
+#include "coordinator/coordinator.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "coordinator/process_crew.h"
+#include "coordinator/report.h"
+#include "shared/fd_io.h"
+#include "shared/output_files.h"
+#include "shared/output_names.h"
+#include "shared/process_setup.h"
+#include "shared/source_list.h"
+#include "shared/wire.h"
+
+namespace thumbmill {
+
+// ----- pipeline ------------------------------------------------------------
+
+TempDir& TempDir::operator=(TempDir&& other) noexcept {
+  std::swap(path_, other.path_);
+  return *this;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  if (!path_.empty()) std::filesystem::remove_all(path_, ec);
+}
+
+std::uint32_t queue_slots(const Options& options) {
+  const int wanted = options.downloads + 8 * options.workers + 64;
+  return static_cast<std::uint32_t>(std::clamp(wanted, 128, 4096));
+}
+
+Result<Pipeline> make_process_pipeline(const Options& options) {
+  const auto downloader = find_sibling_executable("downloader");
+  const auto worker = find_sibling_executable("worker");
+  if (downloader.empty() || worker.empty())
+    return Status(Code::kInternal, "cannot find the downloader and worker executables next to the coordinator");
+
+  Pipeline p;
+  auto temp = create_run_temp_dir(default_temp_root());
+  if (!temp.ok()) return temp.status();
+  p.temp_dir = TempDir(*temp);
+
+  const std::uint32_t slots = queue_slots(options);
+  const std::uint64_t arena = static_cast<std::uint64_t>(options.queue_mb) << 20;
+  auto segment = SharedSegment::Create(JobQueue::RequiredBytes(slots, arena));
+  if (!segment.ok()) return segment.status();
+  p.segment = std::move(segment.value());
+  p.queue = JobQueue::Create(p.segment->data(), p.segment->size(), slots, arena);
+  p.crew = std::make_unique<ProcessCrew>(downloader, worker,
+                                         child_arguments(p.segment->name(), options, p.temp_dir.path()));
+  return p;
+}
+
+// ----- the loop ------------------------------------------------------------
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+/// A source handed out and not yet finished.
+struct InFlight {
+  SourceLine line;
+  std::string stem;
+  bool queued = false;  // false: with the downloader (sent, or waiting to be)
+  std::int64_t started_ms = 0;
+  std::uint64_t bytes = 0;
+  std::uint32_t fetch_tries = 0;
+  int http_status = 0;
+};
+
+struct Child {
+  Child(Role r, int fd) : role(r), result_fd(fd) {}
+  Role role;
+  int result_fd = -1;
+  FrameReader reader;
+  std::uint64_t jobs = 0;
+  Clock::time_point started = Clock::now();
+};
+
+class Coordinator {
+ public:
+  Coordinator(const Options& options, Pipeline& pipeline, SourceList& list, ReportWriter& report)
+      : options_(options), pipe_(pipeline), queue_(*pipeline.queue), list_(list), report_(report) {}
+
+  int Run();
+
+ private:
+  // Sources.
+  void ReadSources();
+  void Admit(SourceLine line);
+  bool AlreadyDone(const std::string& stem, std::vector<OutputFile>* outputs) const;
+  void SendRequests();
+  void Finish(std::uint64_t id, SourceResult result);
+  void FinishFailed(std::uint64_t id, Code code, std::string error);
+  SourceResult ResultFor(const InFlight& s) const;
+
+  // Outcomes.
+  void DrainChild(std::int32_t id);
+  void OnFetchOutcome(const FetchOutcome& o);
+  void OnResizeOutcome(const ResizeOutcome& o);
+
+  // Children.
+  Status StartDownloader();
+  Status StartWorker();
+  void ReapChildren();
+  void OnDownloaderExit(const ChildExit& e);
+  void OnWorkerExit(const ChildExit& e, double lived_s);
+  void RespawnWorkers();
+  void CheckDeadlines();
+  void Fatal(std::string message);
+
+  // Stopping.
+  void HandleSignal(int signo);
+  void BeginDrain();
+  void DropUnstarted();
+  bool Finished() const;
+
+  // Loop plumbing.
+  void PollOnce();
+  void ShowProgress(bool force);
+  std::vector<ProcessRow> ProcessRows() const;
+
+  const Options& options_;
+  Pipeline& pipe_;
+  JobQueue& queue_;
+  SourceList& list_;
+  ReportWriter& report_;
+
+  // Sources.
+  std::unordered_map<std::uint64_t, InFlight> inflight_;
+  std::deque<std::uint64_t> to_send_;  // ids for the downloader, oldest first
+  std::unordered_set<std::uint64_t> seen_;  // stable_hash of each source location
+  StemAllocator stems_;
+  std::uint64_t next_id_ = 1;
+  bool list_done_ = false;
+  std::size_t window_ = 0;
+
+  // Children.
+  std::map<std::int32_t, Child> children_;
+  std::int32_t downloader_ = 0;
+  int request_fd_ = -1;  // our end of the downloader's request pipe
+  int workers_wanted_ = 0;
+  static constexpr int kMaxQuickDeaths = 6;
+  int quick_deaths_ = 0;  // workers that died within a second of starting, in a row
+  Clock::time_point respawn_at_{};
+  std::map<std::int32_t, std::string> kill_reasons_;
+  std::vector<ProcessRow> ended_rows_;
+
+  // Run state.
+  RunTotals totals_;
+  Clock::time_point start_ = Clock::now();
+  Clock::time_point last_progress_{};
+  Clock::time_point last_deadline_check_{};
+  int signal_fd_ = -1;
+  int interrupts_ = 0;
+  bool draining_ = false;  // no more work will be handed out
+  std::string fatal_;
+};
+
+// --- sources ---------------------------------------------------------------
+
+void Coordinator::ReadSources() {
+  while (!list_done_ && !draining_ && inflight_.size() < window_) {
+    auto line = list_.Next();
+    if (!line) {
+      list_done_ = true;
+      totals_.list_done = true;
+      if (!list_.read_status().ok()) Fatal(list_.read_status().ToString());
+      return;
+    }
+    Admit(std::move(*line));
+  }
+}
+
+void Coordinator::Admit(SourceLine line) {
+  if (!line.status.ok()) {
+    SourceResult r;
+    r.url = line.text;
+    r.line = line.line_number;
+    r.code = line.status.code();
+    r.error = line.status.message();
+    ++totals_.sources_read;
+    ++totals_.failed;
+    report_.Write(r);
+    return;
+  }
+  if (!seen_.insert(stable_hash(line.location)).second) {
+    ++totals_.duplicates;
+    return;
+  }
+  ++totals_.sources_read;
+  const std::uint64_t id = next_id_++;
+  InFlight s{std::move(line), stems_.Allocate(line.location), false, monotonic_ms()};
+  std::vector<OutputFile> existing;
+  if (!options_.force && AlreadyDone(s.stem, &existing)) {
+    SourceResult r = ResultFor(s);
+    r.ok = r.skipped = true;
+    r.outputs = std::move(existing);
+    ++totals_.skipped;
+    report_.Write(r);
+    return;
+  }
+  inflight_.emplace(id, std::move(s));
+  to_send_.push_back(id);
+}
+
+/// Whether every thumbnail of `stem` exists already (outputs appear only by
+/// rename, so an existing one is complete).
+bool Coordinator::AlreadyDone(const std::string& stem, std::vector<OutputFile>* outputs) const {
+  for (const SizeSpec& size : options_.sizes) {
+    const auto path = options_.out_dir / thumbnail_file_name(stem, size, options_.format);
+    std::error_code ec;
+    const auto bytes = std::filesystem::file_size(path, ec);
+    if (ec) return false;
+    outputs->push_back({path.string(), 0, 0, bytes});
+  }
+  return true;
+}
+
+void Coordinator::SendRequests() {
+  while (request_fd_ >= 0 && !to_send_.empty()) {
+    const std::uint64_t id = to_send_.front();
+    auto it = inflight_.find(id);
+    if (it == inflight_.end() || it->second.queued) {
+      to_send_.pop_front();
+      continue;
+    }
+    const InFlight& s = it->second;
+    FetchRequest req;
+    req.source_id = id;
+    req.kind = static_cast<std::uint32_t>(s.line.kind);
+    req.url_length = static_cast<std::uint32_t>(std::min(s.line.location.size(), sizeof req.url - 1));
+    std::memcpy(req.url, s.line.location.data(), req.url_length);
+    std::strncpy(req.stem, s.stem.c_str(), sizeof req.stem - 1);
+    const std::size_t size = offsetof(FetchRequest, url) + req.url_length + 1;
+    const TryWrite w = try_write_frame(request_fd_, MessageType::kFetchRequest, &req, size);
+    if (w == TryWrite::kFull) return;       // poll tells us when there is room
+    if (w == TryWrite::kBroken) return;     // the downloader died; its exit resends
+    to_send_.pop_front();
+  }
+}
+
+SourceResult Coordinator::ResultFor(const InFlight& s) const {
+  SourceResult r;
+  r.url = s.line.text;
+  r.line = s.line.line_number;
+  r.fetch_attempts = s.fetch_tries;
+  r.http_status = s.http_status;
+  r.bytes_downloaded = s.bytes;
+  r.ms = static_cast<std::uint64_t>(std::max<std::int64_t>(0, monotonic_ms() - s.started_ms));
+  return r;
+}
+
+void Coordinator::Finish(std::uint64_t id, SourceResult result) {
+  if (result.ok) {
+    ++totals_.ok;
+    totals_.thumbnails += result.outputs.size();
+    for (const auto& o : result.outputs) totals_.bytes_out += o.bytes;
+  } else {
+    ++totals_.failed;
+  }
+  report_.Write(result);
+  inflight_.erase(id);
+}
+
+void Coordinator::FinishFailed(std::uint64_t id, Code code, std::string error) {
+  auto it = inflight_.find(id);
+  if (it == inflight_.end()) return;
+  SourceResult r = ResultFor(it->second);
+  r.code = code;
+  r.error = std::move(error);
+  Finish(id, std::move(r));
+}
+
+// --- outcomes --------------------------------------------------------------
+
+void Coordinator::DrainChild(std::int32_t id) {
+  auto it = children_.find(id);
+  if (it == children_.end() || it->second.result_fd < 0) return;
+  Child& child = it->second;
+  const bool open = child.reader.Fill(child.result_fd);
+  while (auto frame = child.reader.Next()) {
+    if (frame->type == MessageType::kFetchOutcome) {
+      OnFetchOutcome(frame->as<FetchOutcome>());
+      ++child.jobs;
+    } else if (frame->type == MessageType::kResizeOutcome) {
+      OnResizeOutcome(frame->as<ResizeOutcome>());
+      ++child.jobs;
+    }
+  }
+  if (!open) close_fd(child.result_fd);  // EOF: the child is ending
+}
+
+void Coordinator::OnFetchOutcome(const FetchOutcome& o) {
+  totals_.bytes_in += o.bytes;
+  auto it = inflight_.find(o.source_id);
+  if (it == inflight_.end()) return;  // already finished by a fast worker
+  InFlight& s = it->second;
+  s.bytes = o.bytes;
+  s.fetch_tries = o.tries;
+  s.http_status = o.http_status;
+  if (static_cast<Code>(o.code) == Code::kOk) {
+    s.queued = true;
+    return;
+  }
+  FinishFailed(o.source_id, static_cast<Code>(o.code), o.error);
+}
+
+void Coordinator::OnResizeOutcome(const ResizeOutcome& o) {
+  auto it = inflight_.find(o.source_id);
+  if (it == inflight_.end()) return;
+  InFlight& s = it->second;
+  s.queued = true;
+  if (s.bytes == 0 && s.line.kind == SourceKind::kHttp) s.bytes = o.body_bytes;
+  SourceResult r = ResultFor(s);
+  r.attempts = o.attempt;
+  r.code = static_cast<Code>(o.code);
+  r.ok = r.code == Code::kOk;
+  if (!r.ok) r.error = o.error;
+  for (std::uint32_t i = 0; i < std::min<std::uint32_t>(o.output_count, kMaxOutputs); ++i) {
+    const auto path = options_.out_dir / thumbnail_file_name(s.stem, options_.sizes[i], options_.format);
+    r.outputs.push_back({path.string(), o.outputs[i].width, o.outputs[i].height, o.outputs[i].bytes});
+  }
+  Finish(o.source_id, std::move(r));
+}
+
+// --- children --------------------------------------------------------------
+
+Status Coordinator::StartDownloader() {
+  auto requests = make_pipe();
+  auto results = make_pipe();
+  if (!requests.ok() || !results.ok()) return Status::FromErrno("pipe");
+  auto id = pipe_.crew->Start(Role::kDownloader, requests->read_fd, results->write_fd);
+  if (!id.ok()) {
+    ::close(requests->write_fd);
+    ::close(results->read_fd);
+    return id.status();
+  }
+  request_fd_ = requests->write_fd;
+  (void)set_nonblocking(request_fd_);
+  (void)set_nonblocking(results->read_fd);
+  downloader_ = *id;
+  children_.emplace(*id, Child(Role::kDownloader, results->read_fd));
+  return Status::Ok();
+}
+
+Status Coordinator::StartWorker() {
+  auto results = make_pipe();
+  if (!results.ok()) return results.status();
+  auto id = pipe_.crew->Start(Role::kWorker, -1, results->write_fd);
+  if (!id.ok()) {
+    ::close(results->read_fd);
+    return id.status();
+  }
+  (void)set_nonblocking(results->read_fd);
+  children_.emplace(*id, Child(Role::kWorker, results->read_fd));
+  return Status::Ok();
+}
+
+void Coordinator::ReapChildren() {
+  for (const ChildExit& e : pipe_.crew->Reap()) {
+    // Outcomes it wrote before dying are still in the pipe: read them first,
+    // so a job it finished is not mistaken for one it dropped.
+    DrainChild(e.id);
+    auto it = children_.find(e.id);
+    std::uint64_t jobs = 0;
+    double lived_s = 0;
+    if (it != children_.end()) {
+      jobs = it->second.jobs;
+      lived_s = seconds_since(it->second.started);
+      close_fd(it->second.result_fd);
+      children_.erase(it);
+    }
+    ended_rows_.push_back({std::string(role_name(e.role)), e.id, e.usage, jobs, e.Describe()});
+    if (e.role == Role::kDownloader)
+      OnDownloaderExit(e);
+    else
+      OnWorkerExit(e, lived_s);
+  }
+}
+
+void Coordinator::OnDownloaderExit(const ChildExit& e) {
+  close_fd(request_fd_);
+  downloader_ = 0;
+  queue_.ReclaimDead(e.id);  // frees the bodies it was still filling
+  const bool clean = !e.signaled && e.exit_code == 0;
+  if (draining_ && clean) return;
+  if (!e.signaled && e.exit_code == kChildFatalExit) return Fatal("the downloader could not start (see above)");
+  if (draining_) return;
+  // Whatever it had not put in the queue is fetched again by a new one.
+  std::unordered_set<std::uint64_t> in_queue;
+  for (const SlotView& v : queue_.Snapshot()) in_queue.insert(v.source_id);
+  to_send_.clear();
+  for (auto& [id, s] : inflight_) {
+    if (s.queued || in_queue.count(id)) {
+      s.queued = true;
+      continue;
+    }
+    to_send_.push_back(id);
+  }
+  std::sort(to_send_.begin(), to_send_.end());
+  std::fprintf(stderr, "thumbmill: downloader %d ended (%s); restarting it, %zu sources to fetch again\n",
+               e.id, e.Describe().c_str(), to_send_.size());
+  if (Status st = StartDownloader(); !st.ok()) Fatal("cannot restart the downloader: " + st.ToString());
+}
+
+void Coordinator::OnWorkerExit(const ChildExit& e, double lived_s) {
+  std::string reason = "worker crashed (" + e.Describe() + ")";
+  if (auto k = kill_reasons_.find(e.id); k != kill_reasons_.end()) {
+    reason = k->second;
+    kill_reasons_.erase(k);
+  }
+  for (const SlotView& held : queue_.ReclaimDead(e.id)) {
+    const JobSlot& slot = queue_.slot(held.slot);
+    const bool pending = inflight_.count(held.source_id) > 0;
+    if (pending && held.attempt < 2 && !draining_) {
+      queue_.Requeue(held.slot);  // its body is still in the arena
+      continue;
+    }
+    if (slot.path_is_temp) ::unlink(slot.path);
+    queue_.Free(held.slot);
+    if (pending)
+      FinishFailed(held.source_id, Code::kWorkerCrashed,
+                   reason + (held.attempt >= 2 ? " on " + std::to_string(held.attempt) + " attempts" : ""));
+  }
+  const bool clean = !e.signaled && e.exit_code == 0;
+  if (draining_ && clean) return;
+  if (!e.signaled && e.exit_code == kChildFatalExit) return Fatal("a worker could not start (see above)");
+  if (draining_) return;
+  // A worker that dies young, again and again, is broken (a missing library,
+  // a bad binary): back off, then give up instead of spinning.
+  if (lived_s < 1.0) {
+    if (++quick_deaths_ >= kMaxQuickDeaths)
+      return Fatal("workers keep dying at start-up (last: " + e.Describe() + ")");
+    respawn_at_ = Clock::now() + std::chrono::milliseconds(std::min(2000, 50 << quick_deaths_));
+  } else {
+    quick_deaths_ = 0;
+  }
+  std::fprintf(stderr, "thumbmill: worker %d ended (%s); starting another\n", e.id, e.Describe().c_str());
+}
+
+/// Keeps `workers_wanted_` workers running, throttled: a worker that dies
+/// soon after it started delays the next start (doubling up to 2 s), and a
+/// run of such deaths ends the run instead of looping.
+void Coordinator::RespawnWorkers() {
+  if (draining_ || !fatal_.empty()) return;
+  int running = 0;
+  for (const auto& [id, c] : children_) running += c.role == Role::kWorker;
+  if (running >= workers_wanted_ || Clock::now() < respawn_at_) return;
+  for (; running < workers_wanted_; ++running) {
+    if (Status st = StartWorker(); !st.ok()) return Fatal("cannot start a worker: " + st.ToString());
+  }
+}
+
+void Coordinator::CheckDeadlines() {
+  if (seconds_since(last_deadline_check_) < 0.25) return;
+  last_deadline_check_ = Clock::now();
+  const std::int64_t now = monotonic_ms();
+  const std::int64_t limit = static_cast<std::int64_t>(options_.job_timeout_s) * 1000;
+  for (const SlotView& v : queue_.Snapshot()) {
+    if (v.state != SlotState::kTaken || now - v.taken_at_ms <= limit) continue;
+    if (kill_reasons_.count(v.owner)) continue;
+    if (pipe_.crew->Kill(v.owner, SIGKILL))
+      kill_reasons_[v.owner] = "job timed out after " + std::to_string(options_.job_timeout_s) +
+                               " s (--job-timeout); worker killed";
+  }
+}
+
+void Coordinator::Fatal(std::string message) {
+  if (!fatal_.empty()) return;
+  fatal_ = std::move(message);
+  std::fprintf(stderr, "\nthumbmill: fatal: %s\n", fatal_.c_str());
+  BeginDrain();
+  DropUnstarted();
+  for (const auto& [id, c] : children_) pipe_.crew->Kill(id, SIGKILL);
+}
+
+// --- stopping --------------------------------------------------------------
+
+void Coordinator::HandleSignal(int signo) {
+  if (signo == SIGCHLD) return;  // reaped below
+  ++interrupts_;
+  if (interrupts_ == 1) {
+    std::fprintf(stderr, "\nthumbmill: stopping: finishing the jobs already started (again to stop at once)\n");
+    BeginDrain();
+    DropUnstarted();
+    if (downloader_) pipe_.crew->Kill(downloader_, SIGKILL);
+  } else {
+    for (const auto& [id, c] : children_) pipe_.crew->Kill(id, SIGKILL);
+  }
+}
+
+/// No more sources are read or handed out; children are told to finish.
+void Coordinator::BeginDrain() {
+  if (draining_) return;
+  draining_ = true;
+  to_send_.clear();
+  close_fd(request_fd_);  // the downloader finishes its transfers and exits
+  queue_.Close(workers_wanted_ + 1);
+}
+
+/// Jobs no worker has started, and sources not yet in the queue, end as
+/// interrupted.
+void Coordinator::DropUnstarted() {
+  for (const SlotView& v : queue_.Snapshot())
+    if (v.state == SlotState::kReady && queue_.FreeIfReady(v.slot)) {
+      if (queue_.slot(v.slot).path_is_temp) ::unlink(queue_.slot(v.slot).path);
+    }
+}
+
+bool Coordinator::Finished() const { return draining_ && children_.empty(); }
+
+// --- loop plumbing ---------------------------------------------------------
+
+void Coordinator::PollOnce() {
+  std::vector<pollfd> fds;
+  std::vector<std::int32_t> owners;
+  fds.push_back({signal_fd_, POLLIN, 0});
+  owners.push_back(0);
+  if (request_fd_ >= 0 && !to_send_.empty()) {
+    fds.push_back({request_fd_, POLLOUT, 0});
+    owners.push_back(0);
+  }
+  for (const auto& [id, c] : children_) {
+    if (c.result_fd < 0) continue;
+    fds.push_back({c.result_fd, POLLIN, 0});
+    owners.push_back(id);
+  }
+  const int timeout_ms = options_.progress ? 100 : 250;
+  if (::poll(fds.data(), fds.size(), timeout_ms) < 0 && errno != EINTR) Fatal("poll: " + std::string(strerror(errno)));
+
+  if (fds[0].revents & POLLIN) {
+    signalfd_siginfo info;
+    while (::read(signal_fd_, &info, sizeof info) == sizeof info) HandleSignal(static_cast<int>(info.ssi_signo));
+  }
+  for (std::size_t i = 1; i < fds.size(); ++i)
+    if (owners[i] && (fds[i].revents & (POLLIN | POLLHUP | POLLERR))) DrainChild(owners[i]);
+}
+
+void Coordinator::ShowProgress(bool force) {
+  if (!options_.progress || options_.quiet) return;
+  if (!force && seconds_since(last_progress_) < 0.2) return;
+  last_progress_ = Clock::now();
+  std::fprintf(stderr, "\r%s\x1b[K", format_progress(totals_, seconds_since(start_)).c_str());
+  std::fflush(stderr);
+}
+
+std::vector<ProcessRow> Coordinator::ProcessRows() const {
+  rusage self{};
+  ::getrusage(RUSAGE_SELF, &self);
+  ProcessRow me{"coordinator", static_cast<std::int32_t>(::getpid()),
+                {self.ru_utime.tv_sec + self.ru_utime.tv_usec / 1e6, self.ru_stime.tv_sec + self.ru_stime.tv_usec / 1e6,
+                 self.ru_maxrss},
+                totals_.ok + totals_.failed, "running"};
+  std::vector<ProcessRow> rows{me};
+  rows.insert(rows.end(), ended_rows_.begin(), ended_rows_.end());
+  return rows;
+}
+
+int Coordinator::Run() {
+  sigset_t mask;
+  sigemptyset(&mask);
+  for (int s : {SIGCHLD, SIGINT, SIGTERM, SIGHUP}) sigaddset(&mask, s);
+  ::sigprocmask(SIG_BLOCK, &mask, nullptr);
+  signal_fd_ = ::signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+  if (signal_fd_ < 0) return std::perror("signalfd"), kExitFatal;
+
+  workers_wanted_ = std::max(1, options_.workers);
+  window_ = queue_.slot_count() + 2 * static_cast<std::size_t>(options_.downloads);
+  if (Status st = StartDownloader(); !st.ok()) Fatal(st.ToString());
+  RespawnWorkers();
+
+  while (!Finished()) {
+    ReadSources();
+    SendRequests();
+    if (!draining_ && list_done_ && inflight_.empty()) BeginDrain();
+    PollOnce();
+    ReapChildren();
+    RespawnWorkers();
+    CheckDeadlines();
+    ShowProgress(false);
+  }
+  // Whatever is still in flight did not finish.
+  std::vector<std::uint64_t> left;
+  for (const auto& [id, s] : inflight_) left.push_back(id);
+  std::sort(left.begin(), left.end());
+  for (std::uint64_t id : left)
+    FinishFailed(id, Code::kInterrupted, fatal_.empty() ? "interrupted before it finished" : "run stopped: " + fatal_);
+  ShowProgress(true);
+  if (options_.progress && !options_.quiet) std::fputc('\n', stderr);
+  if (!options_.quiet) std::fputs(format_summary(totals_, seconds_since(start_), ProcessRows()).c_str(), stderr);
+  ::close(signal_fd_);
+  if (!fatal_.empty()) return kExitFatal;
+  if (interrupts_) return kExitInterrupted;
+  return totals_.failed ? kExitFailures : kExitOk;
+}
+
+}  // namespace
+
+// ----- entry point -----------------------------------------------------------
+
+int coordinator_main(int argc, char** argv, const PipelineMaker& make_pipeline) {
+  ParsedCommandLine cmd = parse_command_line(argc, argv);
+  if (cmd.exit_now) return cmd.exit_code;
+  if (!cmd.error.empty()) {
+    std::fprintf(stderr, "coordinator: %s\nRun with --help for the options.\n", cmd.error.c_str());
+    return kExitUsage;
+  }
+  Options& options = cmd.options;
+  if (Status st = finalize_options(options); !st.ok()) {
+    std::fprintf(stderr, "coordinator: %s\n", st.ToString().c_str());
+    return kExitUsage;
+  }
+  ::signal(SIGPIPE, SIG_IGN);
+
+  auto list = SourceList::Open(options.list_path);
+  if (!list.ok()) {
+    std::fprintf(stderr, "coordinator: %s\n", list.status().ToString().c_str());
+    return kExitUsage;
+  }
+  auto report = ReportWriter::Open(options.report_path);
+  if (!report.ok()) {
+    std::fprintf(stderr, "coordinator: %s\n", report.status().ToString().c_str());
+    return kExitUsage;
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(options.out_dir, ec);
+  if (ec || ::access(options.out_dir.c_str(), W_OK) != 0) {
+    std::fprintf(stderr, "coordinator: fatal: output directory %s is not writable%s%s\n", options.out_dir.c_str(),
+                 ec ? ": " : "", ec ? ec.message().c_str() : "");
+    return kExitFatal;
+  }
+  remove_stale_run_files(default_temp_root());
+  remove_orphan_temp_files(options.out_dir);
+
+  auto pipeline = make_pipeline(options);
+  if (!pipeline.ok()) {
+    std::fprintf(stderr, "coordinator: fatal: %s\n", pipeline.status().ToString().c_str());
+    return kExitFatal;
+  }
+  Coordinator coordinator(options, *pipeline, **list, *report);
+  return coordinator.Run();
+}
+
+}  // namespace thumbmill

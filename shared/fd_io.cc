@@ -24,12 +24,34 @@ void close_fd(int& fd) {
   fd = -1;
 }
 
-Status write_frame(int fd, MessageType type, const void* record, std::size_t size) {
-  std::byte frame[PIPE_BUF];
+namespace {
+
+/// Lays out header + record in `frame`; returns the frame's length.
+std::size_t build_frame(std::byte (&frame)[PIPE_BUF], MessageType type, const void* record,
+                        std::size_t size) {
   const FrameHeader header{type, static_cast<std::uint32_t>(size)};
   std::memcpy(frame, &header, sizeof header);
   std::memcpy(frame + sizeof header, record, size);
-  const std::size_t total = sizeof header + size;
+  return sizeof header + size;
+}
+
+}  // namespace
+
+TryWrite try_write_frame(int fd, MessageType type, const void* record, std::size_t size) {
+  std::byte frame[PIPE_BUF];
+  const std::size_t total = build_frame(frame, type, record, size);
+  for (;;) {
+    const ssize_t n = ::write(fd, frame, total);
+    if (n == static_cast<ssize_t>(total)) return TryWrite::kWritten;
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return TryWrite::kFull;
+    return TryWrite::kBroken;
+  }
+}
+
+Status write_frame(int fd, MessageType type, const void* record, std::size_t size) {
+  std::byte frame[PIPE_BUF];
+  const std::size_t total = build_frame(frame, type, record, size);
   for (;;) {
     const ssize_t n = ::write(fd, frame, total);
     if (n == static_cast<ssize_t>(total)) return Status::Ok();

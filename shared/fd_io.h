@@ -27,6 +27,12 @@ void close_fd(int& fd);  // closes and sets -1; ignores -1
 /// Returns kIoError if the reader is gone (EPIPE) or on any other error.
 Status write_frame(int fd, MessageType type, const void* record, std::size_t size);
 
+enum class TryWrite { kWritten, kFull, kBroken };
+/// Like write_frame on a non-blocking fd: kFull when the pipe has no room
+/// for the whole frame now (nothing was written), kBroken when the reader is
+/// gone.
+TryWrite try_write_frame(int fd, MessageType type, const void* record, std::size_t size);
+
 template <class T>
 Status write_record(int fd, MessageType type, const T& record, std::size_t size = sizeof(T)) {
   static_assert(kIsWireRecord<T>);

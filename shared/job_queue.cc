@@ -384,6 +384,16 @@ void JobQueue::Free(SlotId id) {
   header_->space.post();
 }
 
+bool JobQueue::FreeIfReady(SlotId id) {
+  {
+    std::lock_guard guard(header_->lock);
+    if (slots_[id].current() != SlotState::kReady) return false;
+    FreeLocked(id);
+  }
+  header_->space.post();
+  return true;
+}
+
 void JobQueue::Close(int waiters) {
   header_->closed.store(1, std::memory_order_release);
   for (int i = 0; i < waiters; ++i) header_->items.post();

@@ -171,6 +171,9 @@ class JobQueue {
   void Requeue(SlotId slot);
   /// Frees a slot whatever its state (for jobs the supervisor gave up on).
   void Free(SlotId slot);
+  /// Frees the slot only if it is still kReady (not yet taken). For a run
+  /// that is stopping: jobs no worker has started are dropped.
+  bool FreeIfReady(SlotId slot);
 
   /// No more jobs will be published: wakes `waiters` consumers, and every
   /// Take returns kClosed once the ready jobs are gone.

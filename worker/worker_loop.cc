@@ -1,0 +1,107 @@
+#include "worker/worker_loop.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "shared/fd_io.h"
+#include "shared/output_files.h"
+#include "shared/output_names.h"
+#include "shared/wire.h"
+#include "worker/resize.h"
+
+namespace thumbmill {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::uint32_t ms_since(Clock::time_point start) {
+  return static_cast<std::uint32_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count());
+}
+
+void set_error(ResizeOutcome& out, const Status& status) {
+  out.code = static_cast<std::uint32_t>(status.code());
+  std::strncpy(out.error, status.message().c_str(), sizeof out.error - 1);
+}
+
+/// Writes every thumbnail or none: on a failure the ones already written
+/// for this source are removed again.
+Status write_outputs(const std::vector<EncodedThumbnail>& thumbs, const std::string& stem,
+                     const Options& options, ResizeOutcome& out) {
+  std::vector<std::filesystem::path> written;
+  for (const EncodedThumbnail& t : thumbs) {
+    const auto path = options.out_dir / thumbnail_file_name(stem, t.size, options.format);
+    Status status = write_file_atomically(path, t.bytes, options.fsync);
+    if (!status.ok()) {
+      for (const auto& p : written) ::unlink(p.c_str());
+      return status;
+    }
+    written.push_back(path);
+    out.outputs[out.output_count++] = {t.width, t.height, t.bytes.size()};
+  }
+  return Status::Ok();
+}
+
+/// Test-only fault hook: with THUMBMILL_TEST_CRASH_ON=<text> set, a worker
+/// kills itself on any job whose stem contains <text> (a poison pill).
+void maybe_crash_for_test(const char* stem) {
+  static const char* pill = std::getenv("THUMBMILL_TEST_CRASH_ON");
+  if (pill && *pill && std::strstr(stem, pill)) ::abort();
+}
+
+ResizeOutcome process(JobQueue& queue, JobQueue::SlotId id, const Options& options,
+                      const ResizeSettings& settings) {
+  const JobSlot& job = queue.slot(id);
+  ResizeOutcome out;
+  out.source_id = job.source_id;
+  out.attempt = job.attempt;
+  out.fetch_ms = job.fetch_ms;
+  maybe_crash_for_test(job.stem);
+
+  ImageSource source;
+  if (job.path[0]) {
+    source.path = job.path;
+    std::error_code ec;
+    out.body_bytes = std::filesystem::file_size(source.path, ec);
+  } else {
+    auto body = queue.body(id);
+    source.bytes = {body.data(), body.size()};
+    out.body_bytes = body.size();
+  }
+  const auto start = Clock::now();
+  auto thumbs = make_thumbnails(source, settings);
+  Status status = thumbs.ok() ? write_outputs(*thumbs, job.stem, options, out) : thumbs.status();
+  out.resize_ms = ms_since(start);
+  if (!status.ok()) {
+    out.output_count = 0;
+    set_error(out, status);
+  }
+  return out;
+}
+
+}  // namespace
+
+int run_worker(JobQueue& queue, const Options& options, int result_fd, std::int32_t owner) {
+  const ResizeSettings settings = ResizeSettings::From(options);
+  for (;;) {
+    JobQueue::SlotId id;
+    const TakeResult taken = queue.Take(owner, std::chrono::milliseconds(500), &id);
+    if (taken == TakeResult::kClosed) return 0;
+    if (taken == TakeResult::kTimeout) continue;
+
+    const ResizeOutcome out = process(queue, id, options, settings);
+    const bool reported = write_record(result_fd, MessageType::kResizeOutcome, out).ok();
+    // A spilled body's file is ours to remove once the job is done with.
+    const std::string temp_path = queue.slot(id).path_is_temp ? queue.slot(id).path : "";
+    if (!reported) return 1;  // coordinator gone: leave the job to be reclaimed
+    queue.Release(id);
+    if (!temp_path.empty()) ::unlink(temp_path.c_str());
+  }
+}
+
+}  // namespace thumbmill

@@ -1,0 +1,128 @@
+#include "coordinator/process_crew.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <boost/process/args.hpp>
+#include <boost/process/child.hpp>
+#include <boost/process/exe.hpp>
+#include <boost/process/extend.hpp>
+
+#include "shared/wire.h"
+
+namespace bp = boost::process;
+
+namespace thumbmill {
+namespace {
+
+/// Runs in the child between fork and exec; only async-signal-safe calls.
+struct ChildSetup : bp::extend::handler {
+  pid_t parent;
+  int request_fd;
+  int result_fd;
+
+  template <class Executor>
+  void on_exec_setup(Executor&) const {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(kChildFatalExit);  // parent died before prctl
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::signal(SIGPIPE, SIG_DFL);
+    ::setpgid(0, 0);
+    // Move both ends out of the way first: either may already sit on 3 or 4.
+    const int request = request_fd >= 0 ? ::fcntl(request_fd, F_DUPFD_CLOEXEC, 10) : -1;
+    const int result = ::fcntl(result_fd, F_DUPFD_CLOEXEC, 10);
+    if (request >= 0) ::dup2(request, kRequestFd);  // dup2 clears close-on-exec
+    ::dup2(result, kResultFd);
+  }
+};
+
+ChildUsage usage_of(const rusage& ru) {
+  auto seconds = [](const timeval& tv) { return tv.tv_sec + tv.tv_usec / 1e6; };
+  return {seconds(ru.ru_utime), seconds(ru.ru_stime), ru.ru_maxrss};
+}
+
+}  // namespace
+
+std::string_view role_name(Role role) { return role == Role::kDownloader ? "downloader" : "worker"; }
+
+std::string ChildExit::Describe() const {
+  if (!signaled) return "exit " + std::to_string(exit_code);
+  return "signal " + std::to_string(signal) + " (" + ::strsignal(signal) + ")";
+}
+
+ProcessCrew::ProcessCrew(std::filesystem::path downloader_exe, std::filesystem::path worker_exe,
+                         std::vector<std::string> args)
+    : downloader_exe_(std::move(downloader_exe)), worker_exe_(std::move(worker_exe)), args_(std::move(args)) {}
+
+ProcessCrew::~ProcessCrew() {
+  // Last resort on a fatal path; an orderly run has reaped everyone already.
+  for (const auto& [pid, role] : children_) ::kill(pid, SIGKILL);
+  for (const auto& [pid, role] : children_) ::waitpid(pid, nullptr, 0);
+}
+
+Result<std::int32_t> ProcessCrew::Start(Role role, int request_fd, int result_fd) {
+  const auto& exe = role == Role::kDownloader ? downloader_exe_ : worker_exe_;
+  pid_t pid = -1;
+  try {
+    bp::child child(bp::exe = exe.string(), bp::args = args_, ChildSetup{{}, ::getpid(), request_fd, result_fd});
+    pid = child.id();
+    child.detach();  // reaped by Reap(), never by Boost.Process
+  } catch (const std::exception& e) {
+    pid = -1;
+    if (request_fd >= 0) ::close(request_fd);
+    ::close(result_fd);
+    return Status(Code::kInternal, "cannot start " + exe.string() + ": " + e.what());
+  }
+  if (request_fd >= 0) ::close(request_fd);
+  ::close(result_fd);
+  children_.emplace(pid, role);
+  return static_cast<std::int32_t>(pid);
+}
+
+std::vector<ChildExit> ProcessCrew::Reap() {
+  std::vector<ChildExit> exits;
+  for (;;) {
+    int status = 0;
+    rusage ru{};
+    const pid_t pid = ::wait4(-1, &status, WNOHANG, &ru);
+    if (pid <= 0) break;  // 0: none ready; -1/ECHILD: none left
+    auto it = children_.find(pid);
+    if (it == children_.end()) continue;
+    ChildExit e;
+    e.id = pid;
+    e.role = it->second;
+    e.signaled = WIFSIGNALED(status);
+    e.signal = e.signaled ? WTERMSIG(status) : 0;
+    e.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 0;
+    e.usage = usage_of(ru);
+    children_.erase(it);
+    exits.push_back(e);
+  }
+  return exits;
+}
+
+bool ProcessCrew::Kill(std::int32_t id, int signal) {
+  if (!children_.count(id)) return false;
+  return ::kill(id, signal) == 0;
+}
+
+std::filesystem::path find_sibling_executable(const std::string& name) {
+  std::error_code ec;
+  const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) return {};
+  const auto dir = self.parent_path();
+  for (const auto& candidate : {dir / name, dir.parent_path() / name / name})
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+  return {};
+}
+
+}  // namespace thumbmill

@@ -1,0 +1,88 @@
+// What the run tells its user: the per-source report (JSON lines), the live
+// progress line and the closing summary with one row per process.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "coordinator/crew.h"
+#include "shared/status.h"
+
+namespace thumbmill {
+
+struct OutputFile {
+  std::string path;
+  int width = 0;
+  int height = 0;
+  std::uint64_t bytes = 0;
+};
+
+/// How one source ended. Exactly one per source (duplicates excepted).
+struct SourceResult {
+  std::string url;            // the source as written in the list
+  std::uint64_t line = 0;
+  bool ok = false;
+  bool skipped = false;       // its thumbnails were already complete (resume)
+  Code code = Code::kOk;
+  std::string error;          // empty when ok
+  std::vector<OutputFile> outputs;
+  std::uint64_t bytes_downloaded = 0;
+  std::uint32_t attempts = 0;        // resize attempts (a crashed worker makes 2)
+  std::uint32_t fetch_attempts = 0;  // transfers, retries included
+  int http_status = 0;
+  std::uint64_t ms = 0;              // from first handed out to done
+};
+
+/// One JSON object per line, flushed as each source ends, so a report of an
+/// interrupted run is still complete up to where it stopped.
+class ReportWriter {
+ public:
+  /// An empty path makes a writer that writes nothing.
+  static Result<ReportWriter> Open(const std::string& path);
+  ReportWriter() = default;
+  ReportWriter(ReportWriter&& other) noexcept : file_(other.file_) { other.file_ = nullptr; }
+  ReportWriter& operator=(ReportWriter&&) = delete;
+  ~ReportWriter();
+
+  void Write(const SourceResult& result);
+  /// The JSON line for one result (also used by tests).
+  static std::string ToJson(const SourceResult& result);
+
+ private:
+  explicit ReportWriter(std::FILE* file) : file_(file) {}
+  std::FILE* file_ = nullptr;
+};
+
+struct RunTotals {
+  std::uint64_t ok = 0;
+  std::uint64_t failed = 0;
+  std::uint64_t skipped = 0;
+  std::uint64_t duplicates = 0;
+  std::uint64_t thumbnails = 0;
+  std::uint64_t bytes_in = 0;
+  std::uint64_t bytes_out = 0;
+  std::uint64_t sources_read = 0;  // distinct sources seen so far
+  bool list_done = false;          // sources_read is the final total
+};
+
+/// One row of the per-process table.
+struct ProcessRow {
+  std::string role;  // coordinator, downloader, worker
+  std::int32_t pid = 0;
+  ChildUsage usage;
+  std::uint64_t jobs = 0;
+  std::string ended;  // "exit 0", "signal 9 (Killed)", "running"
+};
+
+/// "  812 ok    3 failed / 1000  41.3 img/s  in 812.0 MB  out 9.1 MB  0:20"
+std::string format_progress(const RunTotals& totals, double elapsed_s);
+
+/// The closing summary: totals, rates and the table of processes.
+std::string format_summary(const RunTotals& totals, double wall_s, const std::vector<ProcessRow>& rows);
+
+/// "812.0 MB", "9.1 KB" (decimal units, as download tools print them).
+std::string human_bytes(std::uint64_t bytes);
+
+}  // namespace thumbmill

@@ -1,0 +1,28 @@
+// The resize worker's loop: take a job, make its thumbnails, write them,
+// report, give the job back.
+//
+// The order matters for crash safety: thumbnails are renamed into place,
+// then the outcome is reported, and only then is the slot released. A worker
+// killed anywhere in between leaves its slot kTaken under its pid; the
+// coordinator either sees the outcome (the source is done, the slot is just
+// freed) or does not (the job is requeued, its body still in the arena).
+#pragma once
+
+#include <cstdint>
+
+#include "shared/job_queue.h"
+#include "shared/options.h"
+
+namespace thumbmill {
+
+struct WorkerStats {
+  std::uint64_t jobs = 0;
+};
+
+/// Runs until the queue is closed and drained, or the result pipe breaks.
+/// `owner` identifies this worker in the queue (its pid, or its thread id in
+/// the threaded build). REQUIRES: init_vips was called in this process.
+/// Returns 0 on a normal end, 1 if the result pipe broke.
+int run_worker(JobQueue& queue, const Options& options, int result_fd, std::int32_t owner);
+
+}  // namespace thumbmill
