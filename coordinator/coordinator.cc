@@ -208,7 +208,8 @@ void Coordinator::Admit(SourceLine line) {
   }
   ++totals_.sources_read;
   const std::uint64_t id = next_id_++;
-  InFlight s{std::move(line), stems_.Allocate(line.location), false, monotonic_ms()};
+  std::string stem = stems_.Allocate(line.location);
+  InFlight s{std::move(line), std::move(stem), false, monotonic_ms()};
   std::vector<OutputFile> existing;
   if (!options_.force && AlreadyDone(s.stem, &existing)) {
     SourceResult r = ResultFor(s);
@@ -569,7 +570,7 @@ std::vector<ProcessRow> Coordinator::ProcessRows() const {
   ProcessRow me{"coordinator", static_cast<std::int32_t>(::getpid()),
                 {self.ru_utime.tv_sec + self.ru_utime.tv_usec / 1e6, self.ru_stime.tv_sec + self.ru_stime.tv_usec / 1e6,
                  self.ru_maxrss},
-                totals_.ok + totals_.failed, "running"};
+                totals_.ok + totals_.failed, "-"};
   std::vector<ProcessRow> rows{me};
   rows.insert(rows.end(), ended_rows_.begin(), ended_rows_.end());
   return rows;

@@ -1,0 +1,95 @@
+// Helpers for tests that run the real executables: temp directories, child
+// commands with a time limit, the loopback server, and generated images.
+#pragma once
+
+#include <sys/types.h>
+
+#include <filesystem>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace thumbmill::testing {
+
+/// The build and source trees, from THUMBMILL_BUILD_DIR / THUMBMILL_SOURCE_DIR
+/// (set by meson for the tests).
+std::filesystem::path build_dir();
+std::filesystem::path source_dir();
+
+/// A fresh directory under $TMPDIR, removed with its contents at the end.
+class ScratchDir {
+ public:
+  explicit ScratchDir(const std::string& tag = "test");
+  ~ScratchDir();
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+struct CommandResult {
+  int exit_code = -1;  // 128 + signal when killed by one
+  std::string out;
+  std::string err;
+  bool timed_out = false;
+  double seconds = 0;
+};
+
+struct CommandOptions {
+  std::string stdin_text;                      // fed to standard input
+  std::map<std::string, std::string> env;      // added to the environment
+  double timeout_s = 300;                      // then SIGKILL, timed_out = true
+};
+
+/// Runs `argv` (argv[0] is a path) and waits for it.
+CommandResult run_command(const std::vector<std::string>& argv, const CommandOptions& options = {});
+
+/// A started child process with output going to files; killed on destruction.
+class Background {
+ public:
+  Background(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env = {});
+  ~Background();
+  pid_t pid() const { return pid_; }
+  /// Waits up to `timeout_s`; returns the exit code (128 + signal), or -1.
+  int Wait(double timeout_s);
+  std::string err() const;
+
+ private:
+  pid_t pid_ = -1;
+  ScratchDir logs_{"bg"};
+  int status_ = -1;
+};
+
+/// scripts/serve on a free loopback port, stopped on destruction.
+class Server {
+ public:
+  explicit Server(const std::filesystem::path& dir, int delay_ms = 0);
+  ~Server();
+  std::string url(const std::string& path) const;  // path without leading '/'
+  int port() const { return port_; }
+
+ private:
+  pid_t pid_ = -1;
+  int port_ = 0;
+};
+
+/// Runs the built make-images into `dir`; extra arguments are appended.
+void make_images(const std::filesystem::path& dir, int count, const std::vector<std::string>& extra = {});
+
+/// Names in /dev/shm that start with "thumbmill-".
+std::set<std::string> our_shm_segments();
+
+/// Pids of live processes whose parent is `parent`.
+std::vector<pid_t> children_of(pid_t parent);
+
+/// Width and height of an image file, read with libvips.
+std::pair<int, int> image_size(const std::filesystem::path& path);
+
+std::string read_file(const std::filesystem::path& path);
+void write_file(const std::filesystem::path& path, const std::string& text);
+
+}  // namespace thumbmill::testing
