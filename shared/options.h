@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "shared/status.h"
@@ -24,8 +25,21 @@ struct SizeSpec {
   bool operator==(const SizeSpec&) const = default;
 };
 
-/// Parses "200" or "200x150". Both numbers in [1, 100000].
+/// Largest accepted width or height.
+inline constexpr int kMaxSizeDimension = 100000;
+
+/// Parses "200" or "200x150". Both numbers in [1, kMaxSizeDimension].
 Result<SizeSpec> parse_size(std::string_view text);
+
+/// Parses a byte count for --max-bytes: "1000000", "100MB", "100M", "64KiB".
+/// K, M, G, T (with or without a trailing B) are powers of 1000; Ki, Mi, Gi,
+/// Ti (with or without B) powers of 1024; units are case-insensitive. At
+/// least 1; an overflowing value is an error.
+Result<std::uint64_t> parse_byte_size(std::string_view text);
+
+/// Parses a pixel count for --max-pixels: "100000000", "100M", "50MP",
+/// "500K", "1G" (K, M, G: powers of 1000, optional trailing P). At least 1.
+Result<std::uint64_t> parse_pixel_count(std::string_view text);
 
 enum class Format { kJpeg, kWebp, kPng, kAvif };
 
@@ -34,6 +48,9 @@ Result<Format> parse_format(std::string_view text);
 std::string_view format_name(Format format);
 /// File name extension without the dot: "jpg", "webp", "png", "avif".
 std::string_view format_extension(Format format);
+
+/// The number of online CPUs, at least 1: the default for Options::workers.
+int default_worker_count();
 
 struct Options {
   // The list of sources: a file, or "-" for standard input. Required.
@@ -54,9 +71,10 @@ struct Options {
   // Default: 85
   int quality = 85;
 
-  // Resize worker processes (threads in the threaded build).
-  // Default: the number of online CPUs.
-  int workers = 0;
+  // Resize worker processes (threads in the threaded build). 0 is kept as
+  // given: the threaded build reads it as "resize sequentially".
+  // Default: the number of online CPUs (default_worker_count()).
+  int workers = default_worker_count();
 
   // Concurrent transfers in the downloader.
   // Default: 16
@@ -105,7 +123,9 @@ struct Options {
   // Default: false (rename alone already hides half-written files)
   bool fsync = false;
 
-  // Live progress line on standard error. Default: when it is a terminal.
+  // Live progress line on standard error.
+  // Default: on when standard error is a terminal (parse_command_line checks;
+  // a default-constructed Options has false).
   bool progress = false;
   // No summary or progress at all. Default: false
   bool quiet = false;
@@ -120,16 +140,24 @@ struct ParsedCommandLine {
   std::string error;
 };
 
-/// Parses the coordinator's command line with CLI11. Never exits the process.
+/// Parses the coordinator's command line with CLI11. Never exits the process:
+/// --help prints the help to standard output and --version prints
+/// "thumbmill 0.1.0", both with exit_now set and exit_code 0; any other
+/// failure sets `error` to one line naming the flag and the bad value.
+/// The result is not finalized yet: call finalize_options next.
 ParsedCommandLine parse_command_line(int argc, const char* const* argv);
 
-/// Checks values that CLI11's validators cannot (sizes list not empty, ...),
-/// fills defaults that depend on the machine (workers), and drops repeated
-/// sizes (keeping the user's order). Returns kInvalidArgument naming the flag
-/// otherwise.
+/// Checks what CLI11's validators cannot, and everything again for Options
+/// built by hand or read from JSON: every field in its range, the sizes list
+/// not empty. Drops repeated sizes, keeping the first of each in the user's
+/// order. Keeps workers == 0. Idempotent. Returns kInvalidArgument naming the
+/// flag otherwise.
 Status finalize_options(Options& options);
 
-/// The JSON handed to child processes, and back.
+/// The JSON handed to child processes, and back: one object with every field
+/// (sizes as labels, format as its name). options_from_json requires every
+/// field, then runs finalize_options; kInvalidArgument on malformed JSON, a
+/// missing or mistyped field, or a value out of range.
 std::string options_to_json(const Options& options);
 Result<Options> options_from_json(std::string_view json);
 

@@ -1,0 +1,161 @@
+// Output names: a safe stem per source, unique over a run, and the file
+// names of its thumbnails.
+#include "shared/output_names.h"
+
+#include <cctype>
+#include <cstdio>
+#include <optional>
+
+namespace thumbmill {
+namespace {
+
+constexpr std::size_t kMaxStemLength = 80;
+constexpr std::string_view kFallbackStem = "image";
+
+bool is_safe_byte(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+         c == '_' || c == '-';
+}
+
+bool is_alnum_byte(char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; }
+
+/// The path of a URL ("scheme://authority/path?query#fragment" or
+/// "scheme:path"), or nullopt when `source` is not a URL but a local path.
+/// As in source_list.cc, a scheme is at least two characters long.
+std::optional<std::string_view> url_path(std::string_view source) {
+  const std::size_t colon = source.find(':');
+  if (colon == std::string_view::npos || colon < 2 || !std::isalpha(static_cast<unsigned char>(source[0]))) {
+    return std::nullopt;
+  }
+  for (char c : source.substr(0, colon)) {
+    if (!is_alnum_byte(c) && c != '+' && c != '-' && c != '.') return std::nullopt;
+  }
+  std::string_view rest = source.substr(colon + 1);
+  rest = rest.substr(0, rest.find_first_of("?#"));
+  if (rest.starts_with("//")) rest.remove_prefix(std::min(rest.find('/', 2), rest.size()));
+  return rest;
+}
+
+/// The last segment of `path` that is not empty ("" when there is none).
+std::string_view last_segment(std::string_view path) {
+  while (path.ends_with('/')) path.remove_suffix(1);
+  const std::size_t slash = path.rfind('/');
+  return slash == std::string_view::npos ? path : path.substr(slash + 1);
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
+}
+
+/// %XX escapes decoded; a malformed escape is kept as written (the bytes are
+/// sanitized afterwards anyway).
+std::string lenient_percent_decode(std::string_view text) {
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const bool escape = text[i] == '%' && i + 2 < text.size() && hex_value(text[i + 1]) >= 0 &&
+                        hex_value(text[i + 2]) >= 0;
+    if (!escape) {
+      out += text[i];
+      continue;
+    }
+    out += static_cast<char>(hex_value(text[i + 1]) * 16 + hex_value(text[i + 2]));
+    i += 2;
+  }
+  return out;
+}
+
+/// `name` without its extension: the last '.' and after, when that '.' is
+/// not the first byte and is followed by 1-8 letters or digits ("cat.jpg",
+/// "scan.tiff"; not ".profile", "v1.2-beta", "a.").
+std::string_view drop_extension(std::string_view name) {
+  const std::size_t dot = name.rfind('.');
+  if (dot == std::string_view::npos || dot == 0) return name;
+  const std::string_view extension = name.substr(dot + 1);
+  if (extension.empty() || extension.size() > 8) return name;
+  for (char c : extension) {
+    if (!is_alnum_byte(c)) return name;
+  }
+  return name.substr(0, dot);
+}
+
+/// Every byte outside [A-Za-z0-9._-] becomes '_', with runs of '_' collapsed.
+std::string map_unsafe_bytes(std::string_view name) {
+  std::string out;
+  for (char c : name) {
+    const char mapped = is_safe_byte(c) ? c : '_';
+    if (mapped == '_' && out.ends_with('_')) continue;
+    out += mapped;
+  }
+  return out;
+}
+
+/// Leading '.', '_', '-' and trailing '.', '_' removed: no hidden files, no
+/// names that read as options, no trailing dot (which some file systems drop).
+std::string_view strip_edges(std::string_view name) {
+  const std::size_t first = name.find_first_not_of("._-");
+  if (first == std::string_view::npos) return {};
+  name.remove_prefix(first);
+  return name.substr(0, name.find_last_not_of("._") + 1);
+}
+
+std::string hex8(std::uint32_t value) {
+  char text[9];
+  std::snprintf(text, sizeof text, "%08x", value);
+  return text;
+}
+
+std::string lowercase(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+}  // namespace
+
+std::string sanitize_stem(std::string_view source) {
+  const std::optional<std::string_view> path = url_path(source);
+  // Only a URL is percent-encoded; a local file may really be called "a%20b".
+  const std::string name = path ? lenient_percent_decode(last_segment(*path))
+                                : std::string(last_segment(source));
+  std::string stem(strip_edges(map_unsafe_bytes(drop_extension(name))));
+  if (stem.size() > kMaxStemLength) stem = std::string(strip_edges(stem.substr(0, kMaxStemLength)));
+  return stem.empty() ? std::string(kFallbackStem) : stem;
+}
+
+std::uint64_t stable_hash(std::string_view bytes) {
+  std::uint64_t hash = 0xcbf29ce484222325ULL;  // FNV-1a 64-bit offset basis
+  for (char c : bytes) {
+    hash ^= static_cast<unsigned char>(c);
+    hash *= 0x100000001b3ULL;  // FNV-1a 64-bit prime
+  }
+  return hash;
+}
+
+std::string StemAllocator::Allocate(std::string_view source) {
+  // Stems are compared without case, so two names never differ only in case
+  // (they would collide on a case-insensitive file system). The set holds
+  // hashes: two different stems with equal hashes only cost one a suffix,
+  // never a shared name.
+  const auto claim = [this](const std::string& stem) { return taken_.insert(stable_hash(lowercase(stem))).second; };
+  const std::string stem = sanitize_stem(source);
+  if (claim(stem)) return stem;
+  std::string input(source);
+  for (std::uint64_t attempt = 1;; ++attempt) {
+    const std::string candidate = stem + "-" + hex8(static_cast<std::uint32_t>(stable_hash(input)));
+    if (claim(candidate)) return candidate;
+    input = std::string(source) + "#" + std::to_string(attempt);
+  }
+}
+
+std::string thumbnail_file_name(std::string_view stem, const SizeSpec& size, Format format) {
+  std::string name(stem);
+  name += '_';
+  name += size.label();
+  name += '.';
+  name += format_extension(format);
+  return name;
+}
+
+}  // namespace thumbmill

@@ -1,15 +1,19 @@
 // Output names: where each source's thumbnails go, as
 // <out>/<stem>_<size>.<ext>, e.g. thumbnails/cat_200.jpg.
 //
-// The stem comes from the source's last path segment (query and fragment
-// dropped, percent-decoding applied, extension removed) reduced to a safe,
-// portable name: ASCII letters, digits, '-', '_' and '.', never starting
-// with '.', at most 80 bytes, "image" when nothing is left. So nothing can be
-// written outside the output directory, whatever the URL says.
+// The stem comes from the source's last non-empty path segment (for a URL:
+// query and fragment dropped, percent-decoding applied; a local path is taken
+// literally), its extension removed ("cat.jpg" -> "cat"), reduced to a safe,
+// portable name: ASCII letters, digits, '-', '_' and '.' (every other byte
+// becomes '_', runs of '_' collapse), never starting with '.', '_' or '-',
+// never ending with '.' or '_', at most 80 bytes, "image" when nothing is
+// left. So nothing can be written outside the output directory, whatever the
+// URL says.
 //
 // Two sources with the same stem get distinct names, deterministically: the
 // first keeps the plain stem, later ones get "<stem>-<8 hex digits of a hash
-// of the source>".
+// of the source>". Stems are compared ignoring ASCII case, so names stay
+// distinct on case-insensitive file systems too.
 #pragma once
 
 #include <cstdint>
@@ -31,8 +35,12 @@ std::uint64_t stable_hash(std::string_view bytes);
 /// stem handed out.
 class StemAllocator {
  public:
-  /// The stem for `source`. REQUIRES: each source is passed at most once
-  /// (the coordinator drops duplicate sources before naming them).
+  /// The stem for `source`: sanitize_stem(source) if no earlier stem took it,
+  /// else "<stem>-<low 32 bits of stable_hash(source), 8 lowercase hex>"; if
+  /// that is taken too, the hash of source + "#1", "#2", ... until one is
+  /// free. The same sequence of sources always yields the same stems.
+  /// REQUIRES: each source is passed at most once (the coordinator drops
+  /// duplicate sources before naming them).
   std::string Allocate(std::string_view source);
 
  private:

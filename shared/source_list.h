@@ -1,12 +1,17 @@
 // SourceList: reads the list of sources one line at a time, so a list of a
 // million lines starts producing thumbnails at once and is never held whole.
 //
-// A line is an http:// or https:// URL, a file:// URL, or a local path.
-// Blank lines and lines starting with '#' (after leading blanks) are skipped;
-// surrounding whitespace is trimmed. A line that is none of these (another
-// scheme, a URL without a host, a control character, too long) is returned
-// as an error entry carrying its line number, so it can be reported as one
-// failed source while the run goes on.
+// A line is an http:// or https:// URL (scheme in any case, a non-empty
+// host, no spaces), a file:// URL naming this machine (file:///abs/path,
+// file://localhost/abs/path; percent-decoded into the path), or a local path
+// (anything without a "scheme:" prefix, relative or absolute, spaces allowed;
+// a one-letter prefix like "C:" is not a scheme). A UTF-8 byte order mark on
+// line 1 is ignored and CR LF line endings are accepted. Blank lines and
+// lines starting with '#' (after leading blanks) are skipped; surrounding
+// whitespace is trimmed. A line that is none of these (another scheme, a URL
+// without a host, a control character, too long) is returned as an error
+// entry carrying its line number, so it can be reported as one failed source
+// while the run goes on.
 #pragma once
 
 #include <cstdint>
@@ -37,22 +42,29 @@ class SourceList {
  public:
   /// Reads from `in`, which must outlive this object.
   explicit SourceList(std::istream& in) : in_(in) {}
-  /// Opens `path`, or standard input for "-".
+  /// Opens `path`, or standard input for "-" (not owned, not closed). A file
+  /// that cannot be opened is a kIoError naming the path and the reason.
   static Result<std::unique_ptr<SourceList>> Open(const std::string& path);
 
   /// The next non-blank, non-comment line; nullopt at the end of the list.
+  /// Reads only as far as that line: the list is never held whole.
   std::optional<SourceLine> Next();
   /// Set when reading the list itself failed (not a malformed line).
   const Status& read_status() const { return read_status_; }
 
  private:
+  SourceList(std::unique_ptr<std::istream> owned, std::string name)
+      : owned_(std::move(owned)), in_(*owned_), name_(std::move(name)) {}
+
   std::unique_ptr<std::istream> owned_;
   std::istream& in_;
+  std::string name_ = "the source list";  // for read_status()
   std::uint64_t line_number_ = 0;
   Status read_status_;
 };
 
-/// Classifies one trimmed line (the work behind Next()).
+/// Classifies one line (the work behind Next()); surrounding whitespace is
+/// trimmed first. Error messages begin with "line <line_number>: ".
 SourceLine parse_source_line(std::string_view text, std::uint64_t line_number);
 
 }  // namespace thumbmill

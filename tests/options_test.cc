@@ -1,0 +1,552 @@
+// Tests for shared/options.h: the value parsers, the command line, the
+// checks after parsing and the JSON handed to child processes.
+#include "shared/options.h"
+
+#include <unistd.h>
+
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
+
+namespace thumbmill {
+namespace {
+
+/// Runs parse_command_line on "coordinator <args...>", capturing stdout.
+struct Run {
+  ParsedCommandLine parsed;
+  std::string out;
+};
+
+Run run(std::vector<std::string> args) {
+  args.insert(args.begin(), "coordinator");
+  std::vector<const char*> argv;
+  for (const std::string& arg : args) argv.push_back(arg.c_str());
+  std::ostringstream captured;
+  std::streambuf* saved = std::cout.rdbuf(captured.rdbuf());
+  Run result{parse_command_line(static_cast<int>(argv.size()), argv.data()), ""};
+  std::cout.rdbuf(saved);
+  result.out = captured.str();
+  return result;
+}
+
+/// The options of a command line that must parse and finalize cleanly.
+Options parse_ok(std::vector<std::string> args) {
+  Run result = run(std::move(args));
+  REQUIRE_MESSAGE(result.parsed.error.empty(), result.parsed.error);
+  REQUIRE_FALSE(result.parsed.exit_now);
+  Status status = finalize_options(result.parsed.options);
+  REQUIRE_MESSAGE(status.ok(), status.message());
+  return result.parsed.options;
+}
+
+/// The error of a command line that must fail to parse.
+std::string parse_error(std::vector<std::string> args) {
+  Run result = run(std::move(args));
+  REQUIRE_FALSE(result.parsed.error.empty());
+  CHECK_FALSE(result.parsed.exit_now);
+  CHECK(result.parsed.error.find('\n') == std::string::npos);
+  return result.parsed.error;
+}
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+/// 'text', as error messages quote values. (Built with += because GCC 12
+/// warns falsely about "'" + std::string(...).)
+std::string single_quoted(std::string_view text) {
+  std::string out = "'";
+  out += text;
+  out += '\'';
+  return out;
+}
+
+/// Options with every field away from its default.
+Options unusual_options() {
+  Options o;
+  o.list_path = "urls.txt";
+  o.out_dir = "/tmp/thumbs out";
+  o.sizes = {{48, 0}, {300, 200}, {1, 100000}};
+  o.format = Format::kAvif;
+  o.quality = 42;
+  o.workers = 0;
+  o.downloads = 99;
+  o.queue_mb = 1024;
+  o.max_bytes = 123'456'789'012ULL;
+  o.max_pixels = 7'777'777;
+  o.allow_untrusted_formats = true;
+  o.report_path = "run.jsonl";
+  o.connect_timeout_s = 3;
+  o.transfer_timeout_s = 600;
+  o.stall_timeout_s = 7;
+  o.max_redirects = 0;
+  o.fetch_attempts = 9;
+  o.job_timeout_s = 5;
+  o.force = true;
+  o.fsync = true;
+  o.progress = true;
+  o.quiet = true;
+  return o;
+}
+
+void check_same_fields(const Options& a, const Options& b) {
+  CHECK(a.list_path == b.list_path);
+  CHECK(a.out_dir == b.out_dir);
+  CHECK(a.sizes == b.sizes);
+  CHECK(a.format == b.format);
+  CHECK(a.quality == b.quality);
+  CHECK(a.workers == b.workers);
+  CHECK(a.downloads == b.downloads);
+  CHECK(a.queue_mb == b.queue_mb);
+  CHECK(a.max_bytes == b.max_bytes);
+  CHECK(a.max_pixels == b.max_pixels);
+  CHECK(a.allow_untrusted_formats == b.allow_untrusted_formats);
+  CHECK(a.report_path == b.report_path);
+  CHECK(a.connect_timeout_s == b.connect_timeout_s);
+  CHECK(a.transfer_timeout_s == b.transfer_timeout_s);
+  CHECK(a.stall_timeout_s == b.stall_timeout_s);
+  CHECK(a.max_redirects == b.max_redirects);
+  CHECK(a.fetch_attempts == b.fetch_attempts);
+  CHECK(a.job_timeout_s == b.job_timeout_s);
+  CHECK(a.force == b.force);
+  CHECK(a.fsync == b.fsync);
+  CHECK(a.progress == b.progress);
+  CHECK(a.quiet == b.quiet);
+}
+
+// Options has this many fields; check_same_fields and the JSON must cover
+// them all. Update all three together.
+constexpr std::size_t kOptionFields = 22;
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Value parsers.
+
+TEST_CASE("parse_size accepts widths and boxes and labels them back") {
+  struct Case {
+    std::string text;
+    SizeSpec size;
+    std::string label;
+  };
+  const Case cases[] = {
+      {"200", {200, 0}, "200"},         {"1", {1, 0}, "1"},
+      {"100000", {100000, 0}, "100000"}, {"200x150", {200, 150}, "200x150"},
+      {"200X150", {200, 150}, "200x150"}, {"032", {32, 0}, "32"},
+      {" 64 ", {64, 0}, "64"},           {"1x100000", {1, 100000}, "1x100000"},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.text);
+    Result<SizeSpec> size = parse_size(c.text);
+    REQUIRE(size.ok());
+    CHECK(*size == c.size);
+    CHECK(size->label() == c.label);
+  }
+}
+
+TEST_CASE("parse_size rejects everything else with the same message") {
+  for (const std::string text : {"", "0", "0x10", "10x0", "100001", "10x100001", "-5", "+5", "abc", "32x", "x32",
+                           "32x32x32", "1.5", "0x1f", "99999999999", "32 x 32", "32,64"}) {
+    CAPTURE(text);
+    Result<SizeSpec> size = parse_size(text);
+    REQUIRE_FALSE(size.ok());
+    CHECK(size.status().code() == Code::kInvalidArgument);
+    CHECK(size.status().message() == single_quoted(text) + " is not a width or WIDTHxHEIGHT (1-100000)");
+  }
+}
+
+TEST_CASE("formats: names, aliases and extensions") {
+  CHECK(*parse_format("jpeg") == Format::kJpeg);
+  CHECK(*parse_format("jpg") == Format::kJpeg);
+  CHECK(*parse_format("JPG") == Format::kJpeg);
+  CHECK(*parse_format("webp") == Format::kWebp);
+  CHECK(*parse_format("png") == Format::kPng);
+  CHECK(*parse_format("avif") == Format::kAvif);
+  for (Format f : {Format::kJpeg, Format::kWebp, Format::kPng, Format::kAvif}) {
+    CHECK(*parse_format(format_name(f)) == f);
+    CHECK(*parse_format(format_extension(f)) == f);
+  }
+  CHECK(format_name(Format::kJpeg) == "jpeg");
+  CHECK(format_extension(Format::kJpeg) == "jpg");
+  CHECK(format_extension(Format::kWebp) == "webp");
+  CHECK(format_extension(Format::kPng) == "png");
+  CHECK(format_extension(Format::kAvif) == "avif");
+  for (const std::string bad : {"gif", "", "jpe", "tiff", "jpeg "}) {
+    CAPTURE(bad);
+    Result<Format> f = parse_format(bad);
+    REQUIRE_FALSE(f.ok());
+    CHECK(f.status().message() == single_quoted(bad) + " is not one of jpeg, webp, png, avif");
+  }
+}
+
+TEST_CASE("parse_byte_size: plain numbers and decimal and binary suffixes") {
+  struct Case {
+    std::string text;
+    std::uint64_t bytes;
+  };
+  const Case cases[] = {
+      {"1", 1},
+      {"1000000", 1000000},
+      {"100MB", 100'000'000},
+      {"100M", 100'000'000},
+      {"100mb", 100'000'000},
+      {"100 MB", 100'000'000},
+      {"64KiB", 65536},
+      {"64kib", 65536},
+      {"64Ki", 65536},
+      {"64K", 64000},
+      {"64KB", 64000},
+      {"2MiB", 2 * 1024 * 1024},
+      {"3G", 3'000'000'000ULL},
+      {"3GiB", 3ULL << 30},
+      {"1T", 1'000'000'000'000ULL},
+      {"5b", 5},
+      {"010", 10},  // decimal, not octal
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.text);
+    Result<std::uint64_t> bytes = parse_byte_size(c.text);
+    REQUIRE_MESSAGE(bytes.ok(), bytes.status().message());
+    CHECK(*bytes == c.bytes);
+  }
+  for (const std::string bad : {"", "0", "0MB", "-1", "MB", "1.5MB", "1XB", "12 34", "0x10", "99999999999999999999",
+                          "20000000TB", "100MP"}) {
+    CAPTURE(bad);
+    Result<std::uint64_t> bytes = parse_byte_size(bad);
+    REQUIRE_FALSE(bytes.ok());
+    CHECK(contains(bytes.status().message(), single_quoted(bad)));
+  }
+}
+
+TEST_CASE("parse_pixel_count: plain numbers, K/M/G and MP") {
+  CHECK(*parse_pixel_count("12") == 12);
+  CHECK(*parse_pixel_count("100M") == 100'000'000);
+  CHECK(*parse_pixel_count("50MP") == 50'000'000);
+  CHECK(*parse_pixel_count("50mp") == 50'000'000);
+  CHECK(*parse_pixel_count("500K") == 500'000);
+  CHECK(*parse_pixel_count("1G") == 1'000'000'000);
+  CHECK(*parse_pixel_count("2GP") == 2'000'000'000);
+  for (const std::string bad : {"", "0", "1MB", "1Mi", "px", "-3", "1.5M"}) {
+    CAPTURE(bad);
+    CHECK_FALSE(parse_pixel_count(bad).ok());
+  }
+}
+
+// ---------------------------------------------------------------------------
+// The command line.
+
+TEST_CASE("defaults: only LIST given") {
+  Options o = parse_ok({"list.txt"});
+  CHECK(o.list_path == "list.txt");
+  CHECK(o.out_dir == "thumbnails");
+  CHECK(o.sizes == std::vector<SizeSpec>{{32, 0}, {64, 0}, {200, 0}});
+  CHECK(o.format == Format::kJpeg);
+  CHECK(o.quality == 85);
+  CHECK(o.workers == default_worker_count());
+  CHECK(o.workers >= 1);
+  CHECK(o.workers == std::max(1L, sysconf(_SC_NPROCESSORS_ONLN)));
+  CHECK(o.downloads == 16);
+  CHECK(o.queue_mb == 256);
+  CHECK(o.max_bytes == 100'000'000);
+  CHECK(o.max_pixels == 100'000'000);
+  CHECK_FALSE(o.allow_untrusted_formats);
+  CHECK(o.report_path.empty());
+  CHECK(o.connect_timeout_s == 10);
+  CHECK(o.transfer_timeout_s == 120);
+  CHECK(o.stall_timeout_s == 15);
+  CHECK(o.max_redirects == 5);
+  CHECK(o.fetch_attempts == 3);
+  CHECK(o.job_timeout_s == 60);
+  CHECK_FALSE(o.force);
+  CHECK_FALSE(o.fsync);
+  CHECK(o.progress == (isatty(STDERR_FILENO) == 1));
+  CHECK_FALSE(o.quiet);
+}
+
+TEST_CASE("a default-constructed Options matches the command-line defaults") {
+  Options built;
+  built.list_path = "list.txt";
+  built.progress = isatty(STDERR_FILENO) == 1;
+  check_same_fields(built, parse_ok({"list.txt"}));
+}
+
+TEST_CASE("every flag reaches its field") {
+  Options o = parse_ok({"--out", "/tmp/thumbs out", "--sizes", "48,300x200", "--sizes", "1x100000",
+                        "--format", "avif", "--quality", "42", "--workers", "0", "--downloads", "99",
+                        "--queue-mb", "1024", "--max-bytes", "123456789012", "--max-pixels", "7777777",
+                        "--allow-untrusted-formats", "--report", "run.jsonl", "--connect-timeout", "3",
+                        "--timeout", "600", "--stall-timeout", "7", "--max-redirects", "0",
+                        "--fetch-attempts", "9", "--job-timeout", "5", "--force", "--fsync", "--progress",
+                        "--quiet", "urls.txt"});
+  check_same_fields(o, unusual_options());
+}
+
+TEST_CASE("flags take --flag=value, and LIST may come first") {
+  Options o = parse_ok({"urls.txt", "--quality=7", "--format=png", "--sizes=10x20"});
+  CHECK(o.list_path == "urls.txt");
+  CHECK(o.quality == 7);
+  CHECK(o.format == Format::kPng);
+  CHECK(o.sizes == std::vector<SizeSpec>{{10, 20}});
+}
+
+TEST_CASE("LIST may be - for standard input, or a name after --") {
+  CHECK(parse_ok({"-"}).list_path == "-");
+  CHECK(parse_ok({"--", "-odd-name"}).list_path == "-odd-name");
+}
+
+TEST_CASE("--sizes: lists, repeats, boxes; LIST is never swallowed") {
+  CHECK(parse_ok({"--sizes", "32,64", "l"}).sizes == std::vector<SizeSpec>{{32, 0}, {64, 0}});
+  CHECK(parse_ok({"--sizes", "200x150", "l"}).sizes == std::vector<SizeSpec>{{200, 150}});
+  CHECK(parse_ok({"--sizes", "10", "--sizes", "20x30,40", "l"}).sizes ==
+        std::vector<SizeSpec>{{10, 0}, {20, 30}, {40, 0}});
+  Options o = parse_ok({"--sizes", "64", "list.txt"});
+  CHECK(o.list_path == "list.txt");
+  CHECK(o.sizes == std::vector<SizeSpec>{{64, 0}});
+}
+
+TEST_CASE("--sizes: duplicates are dropped, keeping the first of each in order") {
+  CHECK(parse_ok({"--sizes", "64,32,64,200x150,32,200x150,200", "l"}).sizes ==
+        std::vector<SizeSpec>{{64, 0}, {32, 0}, {200, 150}, {200, 0}});
+}
+
+TEST_CASE("--workers 0 is kept; negative workers are an error") {
+  CHECK(parse_ok({"--workers", "0", "l"}).workers == 0);
+  CHECK(parse_ok({"--workers", "3", "l"}).workers == 3);
+  CHECK(parse_error({"--workers", "-1", "l"}) == "--workers: '-1' is not an integer in 0-4096");
+}
+
+TEST_CASE("numbers are decimal, never octal or hex") {
+  CHECK(parse_ok({"--quality", "010", "l"}).quality == 10);
+  CHECK(parse_ok({"--downloads", "08", "l"}).downloads == 8);
+  CHECK(contains(parse_error({"--quality", "0x10", "l"}), "'0x10'"));
+}
+
+TEST_CASE("a repeated flag overrides the earlier one") {
+  CHECK(parse_ok({"--quality", "1", "--quality", "2", "l"}).quality == 2);
+  CHECK(parse_ok({"--format", "png", "--format", "jpg", "l"}).format == Format::kJpeg);
+}
+
+TEST_CASE("--progress and --no-progress: the last one wins") {
+  CHECK(parse_ok({"--progress", "l"}).progress);
+  CHECK_FALSE(parse_ok({"--no-progress", "l"}).progress);
+  CHECK_FALSE(parse_ok({"--progress", "--no-progress", "l"}).progress);
+  CHECK(parse_ok({"--no-progress", "--progress", "l"}).progress);
+  CHECK(parse_ok({"-q", "l"}).quiet);
+  CHECK(parse_ok({"--quiet", "l"}).quiet);
+}
+
+TEST_CASE("byte and pixel suffixes on the command line") {
+  Options o = parse_ok({"--max-bytes", "64KiB", "--max-pixels", "50MP", "l"});
+  CHECK(o.max_bytes == 65536);
+  CHECK(o.max_pixels == 50'000'000);
+  o = parse_ok({"--max-bytes", "100M", "--max-pixels", "100M", "l"});
+  CHECK(o.max_bytes == 100'000'000);
+  CHECK(o.max_pixels == 100'000'000);
+}
+
+TEST_CASE("the documented error messages, exactly") {
+  CHECK(parse_error({"--sizes", "0x10", "l"}) == "--sizes: '0x10' is not a width or WIDTHxHEIGHT (1-100000)");
+  CHECK(parse_error({"--format", "gif", "l"}) == "--format: 'gif' is not one of jpeg, webp, png, avif");
+  CHECK(parse_error({"--quality", "101", "l"}) == "--quality: '101' is not an integer in 1-100");
+}
+
+TEST_CASE("bad values: the error names the flag and the value") {
+  struct Case {
+    std::string flag;
+    std::string value;
+  };
+  const Case cases[] = {
+      {"--sizes", "0"},           {"--sizes", "10x0"},          {"--sizes", "abc"},
+      {"--sizes", "100001"},      {"--sizes", "32,x"},          {"--format", "gif"},
+      {"--format", "jpe"},        {"--quality", "0"},           {"--quality", "101"},
+      {"--quality", "abc"},       {"--quality", "1.5"},         {"--quality", "99999999999"},
+      {"--workers", "-1"},        {"--workers", "many"},        {"--workers", "4097"},
+      {"--downloads", "0"},       {"--downloads", "1025"},      {"--queue-mb", "7"},
+      {"--queue-mb", "65537"},    {"--max-bytes", "0"},         {"--max-bytes", "1XB"},
+      {"--max-bytes", "-5"},      {"--max-pixels", "0"},        {"--max-pixels", "12Q"},
+      {"--connect-timeout", "0"}, {"--timeout", "0"},           {"--timeout", "86401"},
+      {"--stall-timeout", "-2"},  {"--max-redirects", "-1"},    {"--max-redirects", "101"},
+      {"--fetch-attempts", "0"},  {"--job-timeout", "0"},       {"--job-timeout", "soon"},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.flag);
+    CAPTURE(c.value);
+    const std::string error = parse_error({c.flag, c.value, "list.txt"});
+    CHECK(error.starts_with(std::string(c.flag) + ": "));
+    const std::string bad_piece = std::string(c.value) == "32,x" ? "'x'" : single_quoted(c.value);
+    CHECK(contains(error, bad_piece));
+  }
+}
+
+TEST_CASE("command-line mistakes that are not bad values") {
+  CHECK(contains(parse_error({}), "LIST"));
+  CHECK(contains(parse_error({"--quality", "5"}), "LIST"));
+  CHECK(contains(parse_error({"--bogus", "l"}), "--bogus"));
+  CHECK(contains(parse_error({"a.txt", "b.txt"}), "b.txt"));
+  CHECK(contains(parse_error({"l", "--quality"}), "--quality"));
+  CHECK(contains(parse_error({"--force=maybe", "l"}), "--force"));
+}
+
+TEST_CASE("--help prints the help to stdout and asks for exit 0") {
+  for (const std::string flag : {"--help", "-h"}) {
+    Run result = run({flag});
+    CHECK(result.parsed.exit_now);
+    CHECK(result.parsed.exit_code == 0);
+    CHECK(result.parsed.error.empty());
+    CHECK(contains(result.out, "Usage: coordinator [OPTIONS] LIST"));
+    for (const std::string option : {"--out", "--sizes", "--format", "--quality", "--workers", "--downloads",
+                               "--queue-mb", "--max-bytes", "--max-pixels", "--allow-untrusted-formats",
+                               "--report", "--connect-timeout", "--timeout", "--stall-timeout",
+                               "--max-redirects", "--fetch-attempts", "--job-timeout", "--force", "--fsync",
+                               "--progress", "--no-progress", "--quiet", "--version"}) {
+      CAPTURE(option);
+      CHECK(contains(result.out, std::string(option) + " "));
+    }
+    std::istringstream lines(result.out);
+    for (std::string line; std::getline(lines, line);) {
+      CAPTURE(line);
+      CHECK(line.size() <= 80);
+    }
+  }
+  // Help needs no LIST.
+  Run with_list = run({"--help", "list.txt"});
+  CHECK(with_list.parsed.exit_now);
+  CHECK(with_list.parsed.error.empty());
+}
+
+TEST_CASE("--version prints the version and asks for exit 0") {
+  Run result = run({"--version"});
+  CHECK(result.parsed.exit_now);
+  CHECK(result.parsed.exit_code == 0);
+  CHECK(result.parsed.error.empty());
+  CHECK(result.out == "thumbmill 0.1.0\n");
+}
+
+// ---------------------------------------------------------------------------
+// finalize_options.
+
+TEST_CASE("finalize_options rejects an empty sizes list") {
+  Options o = unusual_options();
+  o.sizes.clear();
+  Status status = finalize_options(o);
+  CHECK(status.code() == Code::kInvalidArgument);
+  CHECK(status.message().starts_with("--sizes: "));
+}
+
+TEST_CASE("finalize_options checks hand-built values against the command-line ranges") {
+  struct Case {
+    void (*spoil)(Options&);
+    std::string flag;
+  };
+  const Case cases[] = {
+      {[](Options& o) { o.quality = 0; }, "--quality"},
+      {[](Options& o) { o.workers = -1; }, "--workers"},
+      {[](Options& o) { o.downloads = 2000; }, "--downloads"},
+      {[](Options& o) { o.queue_mb = 4; }, "--queue-mb"},
+      {[](Options& o) { o.connect_timeout_s = 0; }, "--connect-timeout"},
+      {[](Options& o) { o.transfer_timeout_s = -5; }, "--timeout"},
+      {[](Options& o) { o.stall_timeout_s = 0; }, "--stall-timeout"},
+      {[](Options& o) { o.max_redirects = -1; }, "--max-redirects"},
+      {[](Options& o) { o.fetch_attempts = 0; }, "--fetch-attempts"},
+      {[](Options& o) { o.job_timeout_s = 0; }, "--job-timeout"},
+      {[](Options& o) { o.max_bytes = 0; }, "--max-bytes"},
+      {[](Options& o) { o.max_pixels = 0; }, "--max-pixels"},
+      {[](Options& o) { o.out_dir.clear(); }, "--out"},
+      {[](Options& o) { o.sizes = {{0, 10}}; }, "--sizes"},
+      {[](Options& o) { o.sizes = {{10, 100001}}; }, "--sizes"},
+      {[](Options& o) { o.format = static_cast<Format>(99); }, "--format"},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.flag);
+    Options o;
+    o.list_path = std::string("l");
+    c.spoil(o);
+    Status status = finalize_options(o);
+    CHECK(status.code() == Code::kInvalidArgument);
+    CHECK(status.message().starts_with(std::string(c.flag) + ": "));
+  }
+}
+
+TEST_CASE("finalize_options keeps workers 0, dedupes sizes, and is idempotent") {
+  Options o = unusual_options();
+  o.sizes = {{5, 0}, {5, 5}, {5, 0}, {7, 0}, {5, 5}};
+  REQUIRE(finalize_options(o).ok());
+  CHECK(o.workers == 0);
+  CHECK(o.sizes == std::vector<SizeSpec>{{5, 0}, {5, 5}, {7, 0}});
+  Options again = o;
+  REQUIRE(finalize_options(again).ok());
+  check_same_fields(again, o);
+}
+
+// ---------------------------------------------------------------------------
+// JSON.
+
+TEST_CASE("JSON round trip keeps every field") {
+  const Options original = unusual_options();
+  const std::string json = options_to_json(original);
+  CHECK(nlohmann::json::parse(json).size() == kOptionFields);
+  Result<Options> back = options_from_json(json);
+  REQUIRE_MESSAGE(back.ok(), back.status().message());
+  check_same_fields(*back, original);
+  CHECK(options_to_json(*back) == json);
+}
+
+TEST_CASE("JSON round trip of the defaults and of each format") {
+  for (Format f : {Format::kJpeg, Format::kWebp, Format::kPng, Format::kAvif}) {
+    Options original;
+    original.list_path = std::string("-");
+    original.format = f;
+    Result<Options> back = options_from_json(options_to_json(original));
+    REQUIRE(back.ok());
+    check_same_fields(*back, original);
+  }
+}
+
+TEST_CASE("JSON reads like the command line: sizes as labels, format by name") {
+  nlohmann::json j = nlohmann::json::parse(options_to_json(unusual_options()));
+  CHECK(j["sizes"] == nlohmann::json::array({"48", "300x200", "1x100000"}));
+  CHECK(j["format"] == "avif");
+  CHECK(j["out_dir"] == "/tmp/thumbs out");
+  CHECK(j["max_bytes"] == 123'456'789'012ULL);
+}
+
+TEST_CASE("options_from_json rejects malformed, incomplete, mistyped and out-of-range input") {
+  const nlohmann::json good = nlohmann::json::parse(options_to_json(unusual_options()));
+  auto with = [&good](const char* key, nlohmann::json value) {
+    nlohmann::json j = good;
+    j[key] = std::move(value);
+    return j.dump();
+  };
+  nlohmann::json missing = good;
+  missing.erase("quality");
+  const std::string bad_inputs[] = {
+      "",
+      "not json",
+      "{",
+      "[]",
+      "{}",
+      "null",
+      missing.dump(),
+      with("quality", "85"),
+      with("force", 1),
+      with("sizes", "32"),
+      with("sizes", nlohmann::json::array({"32", "0x5"})),
+      with("sizes", nlohmann::json::array()),
+      with("format", "gif"),
+      with("format", 2),
+      with("quality", 0),
+      with("workers", -3),
+      with("queue_mb", 1),
+  };
+  for (const std::string& input : bad_inputs) {
+    CAPTURE(input);
+    Result<Options> parsed = options_from_json(input);
+    REQUIRE_FALSE(parsed.ok());
+    CHECK(parsed.status().code() == Code::kInvalidArgument);
+    CHECK(parsed.status().message().starts_with("options JSON: "));
+  }
+}
+
+}  // namespace thumbmill

@@ -1,0 +1,241 @@
+// Tests for shared/output_names.h: safe stems, unique stems, file names and
+// the stable hash behind them.
+#include "shared/output_names.h"
+
+#include <cstdio>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <doctest/doctest.h>
+
+namespace thumbmill {
+namespace {
+
+/// The hashed suffix the allocator uses for `input`: 8 lowercase hex digits
+/// of the low 32 bits of stable_hash.
+std::string hash_suffix(std::string_view input) {
+  char text[9];
+  std::snprintf(text, sizeof text, "%08x", static_cast<unsigned>(stable_hash(input) & 0xffffffffu));
+  return text;
+}
+
+/// What every stem must be, whatever the source: usable as a file name
+/// inside the output directory and nowhere else.
+void check_safe(const std::string& stem) {
+  CAPTURE(stem);
+  CHECK_FALSE(stem.empty());
+  CHECK(stem.size() <= 80);
+  CHECK(stem != ".");
+  CHECK(stem != "..");
+  CHECK(stem.front() != '.');
+  CHECK(stem.front() != '-');
+  CHECK(stem.back() != '.');
+  CHECK(stem.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") ==
+        std::string::npos);
+  CHECK(stem.find("__") == std::string::npos);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// stable_hash.
+
+TEST_CASE("stable_hash is 64-bit FNV-1a (published test vectors)") {
+  CHECK(stable_hash("") == 0xcbf29ce484222325ULL);
+  CHECK(stable_hash("a") == 0xaf63dc4c8601ec8cULL);
+  CHECK(stable_hash("foobar") == 0x85944171f73967e8ULL);
+  // Bytes above 0x7f are hashed as unsigned, whatever the signedness of char.
+  CHECK(stable_hash("\xff") == ((0xcbf29ce484222325ULL ^ 0xffULL) * 0x100000001b3ULL));
+  CHECK(stable_hash(std::string_view("a\0b", 3)) != stable_hash("ab"));
+}
+
+// ---------------------------------------------------------------------------
+// sanitize_stem.
+
+TEST_CASE("sanitize_stem: ordinary sources") {
+  struct Case {
+    std::string source;
+    std::string stem;
+  };
+  const Case cases[] = {
+      {"https://example.com/photos/cat.jpg", "cat"},
+      {"http://example.com/cat.jpeg", "cat"},
+      {"https://example.com/cat.jpg?size=large&v=2#top", "cat"},
+      {"https://example.com/a/b/?x=1", "b"},
+      {"https://example.com/a/b//", "b"},
+      {"https://example.com/My%20Photo.JPG", "My_Photo"},
+      {"https://example.com/caf%C3%A9.png", "caf"},
+      {"https://user:pw@example.com:8080/dir/dog.webp", "dog"},
+      {"https://example.com/archive.tar.gz", "archive.tar"},
+      {"https://example.com/v1.2-beta", "v1.2-beta"},
+      {"https://example.com/scan.tiff", "scan"},
+      {"https://example.com/noext", "noext"},
+      {"https://example.com/a%2Fb.jpg", "a_b"},
+      {"file:///home/user/pics/sunset%20beach.jpg", "sunset_beach"},
+      {"file://localhost/tmp/x.png", "x"},
+      {"/home/user/pics/dog.png", "dog"},
+      {"relative/dir/cat.jpg", "cat"},
+      {"relative/dir/", "dir"},
+      {"cat.jpg", "cat"},
+      {"a%20b.jpg", "a_20b"},  // a local name is literal: no percent-decoding
+      {"/x/with space.jpg", "with_space"},
+      {"photo (1).jpg", "photo_1"},
+      {"C:\\photos\\cat.jpg", "C_photos_cat"},
+      {"-rf.jpg", "rf"},
+      {"--help", "help"},
+      {"_x_.jpg", "x"},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.source);
+    CHECK(sanitize_stem(c.source) == c.stem);
+    check_safe(sanitize_stem(c.source));
+  }
+}
+
+TEST_CASE("sanitize_stem: nothing usable left gives \"image\"") {
+  for (const std::string source :
+       {"https://example.com/", "https://example.com", "https://example.com/?q=1", "https://example.com/#x",
+        "https://example.com//", "", "/", ".", "..", "...", "___", "._-_.",
+        "https://example.com/%2e%2e%2f", "\xe6\x97\xa5\xe6\x9c\xac.jpg", "https://example.com/%E6%97%A5.jpg"}) {
+    CAPTURE(source);
+    CHECK(sanitize_stem(source) == "image");
+  }
+}
+
+TEST_CASE("sanitize_stem: traversal and hostile names stay inside the output directory") {
+  const std::string hostile[] = {
+      "..",
+      "../../etc/passwd",
+      "https://example.com/../../etc/passwd",
+      "https://example.com/..%2f..%2fetc%2fpasswd",
+      "https://example.com/%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+      "https://example.com/%2E%2E",
+      "%2e%2e%2f",
+      "https://example.com/..",
+      "https://example.com/.hidden",
+      "https://example.com/.%2e",
+      "https://example.com/a%00b.jpg",
+      std::string("a\0b.jpg", 7),
+      std::string("\0", 1),
+      "https://example.com/%5c..%5c..%5cwindows",
+      "..\\..\\windows\\system32",
+      "https://example.com/name%0A%0Dwith%09controls.jpg",
+      "https://example.com/\xff\xfe\xfd.jpg",
+      "https://example.com/%ff%fe.jpg",
+      "https://example.com/%",
+      "https://example.com/%zz%4",
+      "https://example.com/" + std::string(500, 'a') + ".jpg",
+      std::string(500, 'b'),
+      std::string(79, 'c') + "......" + std::string(20, 'd'),
+      std::string(79, 'e') + "_" + std::string(20, 'f'),
+      "https://example.com/" + std::string(200, '.') + "x",
+      "https://example.com/-",
+      "https://example.com/--x--",
+      "https://example.com/caf%C3%A9%20%F0%9F%98%80.jpg",
+  };
+  for (const std::string& source : hostile) {
+    CAPTURE(source);
+    check_safe(sanitize_stem(source));
+  }
+  CHECK(sanitize_stem("../../etc/passwd") == "passwd");
+  CHECK(sanitize_stem("https://example.com/..%2f..%2fetc%2fpasswd") == "etc_passwd");
+  CHECK(sanitize_stem("%2e%2e%2f") == "2e_2e_2f");
+  CHECK(sanitize_stem(std::string("a\0b.jpg", 7)) == "a_b");
+  CHECK(sanitize_stem("https://example.com/.hidden") == "hidden");
+  // A leading dot starts no extension: ".jpg" is a name, as ".profile" is.
+  CHECK(sanitize_stem("https://example.com/.jpg") == "jpg");
+  CHECK(sanitize_stem("https://example.com/" + std::string(500, 'a') + ".jpg") == std::string(80, 'a'));
+  // Cut at 80, then a trailing '.' or '_' exposed by the cut is removed.
+  CHECK(sanitize_stem(std::string(79, 'c') + "......" + std::string(20, 'd')) == std::string(79, 'c'));
+  CHECK(sanitize_stem(std::string(79, 'e') + "_" + std::string(20, 'f')) == std::string(79, 'e'));
+}
+
+TEST_CASE("sanitize_stem is deterministic") {
+  CHECK(sanitize_stem("https://example.com/x/Some%20Name.png") == sanitize_stem("https://example.com/x/Some%20Name.png"));
+}
+
+// ---------------------------------------------------------------------------
+// StemAllocator.
+
+TEST_CASE("StemAllocator: the first keeps the stem, later ones get the hash of their source") {
+  StemAllocator names;
+  const std::string a = "https://a.example/cat.jpg", b = "https://b.example/cat.jpg", c = "/local/cat.png";
+  CHECK(names.Allocate(a) == "cat");
+  CHECK(names.Allocate(b) == "cat-" + hash_suffix(b));
+  CHECK(names.Allocate(c) == "cat-" + hash_suffix(c));
+  CHECK(names.Allocate("https://a.example/dog.jpg") == "dog");
+}
+
+TEST_CASE("StemAllocator: the same sequence gives the same names") {
+  std::vector<std::string> sources;
+  for (int i = 0; i < 50; ++i) {
+    sources.push_back("https://host" + std::to_string(i % 7) + ".example/" + std::to_string(i % 5) + "/photo.jpg");
+  }
+  StemAllocator first, second;
+  for (const std::string& source : sources) CHECK(first.Allocate(source) == second.Allocate(source));
+}
+
+TEST_CASE("StemAllocator: stems differing only in case are kept apart") {
+  StemAllocator names;
+  const std::string upper = "https://example.com/Cat.jpg";
+  CHECK(names.Allocate("https://example.com/cat.jpg") == "cat");
+  CHECK(names.Allocate(upper) == "Cat-" + hash_suffix(upper));
+}
+
+TEST_CASE("StemAllocator: a hashed name already taken is rehashed with a counter") {
+  const std::string second = "https://b.example/cat.jpg";
+  const std::string hashed = "cat-" + hash_suffix(second);
+  // A source whose plain stem is exactly the name `second` would get.
+  const std::string squatter = "https://c.example/" + hashed + ".jpg";
+  REQUIRE(sanitize_stem(squatter) == hashed);
+
+  StemAllocator names;
+  CHECK(names.Allocate(squatter) == hashed);
+  CHECK(names.Allocate("https://a.example/cat.jpg") == "cat");
+  const std::string got = names.Allocate(second);
+  CHECK(got == "cat-" + hash_suffix(second + "#1"));
+  CHECK(got != hashed);
+
+  StemAllocator again;  // deterministic, rehash included
+  again.Allocate(squatter);
+  again.Allocate("https://a.example/cat.jpg");
+  CHECK(again.Allocate(second) == got);
+}
+
+TEST_CASE("StemAllocator: many sources with one stem all get distinct, safe names") {
+  StemAllocator names;
+  std::set<std::string> seen;
+  constexpr int kSources = 20000;
+  for (int i = 0; i < kSources; ++i) {
+    const std::string stem = names.Allocate("https://host" + std::to_string(i) + ".example/image.jpg");
+    check_safe(stem);
+    CHECK(seen.insert(stem).second);
+  }
+  CHECK(seen.size() == kSources);
+  CHECK(seen.count("image") == 1);
+}
+
+TEST_CASE("StemAllocator: hostile sources that sanitize alike still get distinct names") {
+  StemAllocator names;
+  std::set<std::string> seen;
+  for (const std::string source : {"..", "../..", "https://example.com/", "https://example.com/%2e%2e%2f", "/",
+                                   "https://example.com/%E6%97%A5.jpg", "https://other.example/"}) {
+    const std::string stem = names.Allocate(source);
+    check_safe(stem);
+    CHECK(stem.starts_with("image"));
+    CHECK(seen.insert(stem).second);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// thumbnail_file_name.
+
+TEST_CASE("thumbnail_file_name: <stem>_<label>.<ext>") {
+  CHECK(thumbnail_file_name("cat", {200, 0}, Format::kJpeg) == "cat_200.jpg");
+  CHECK(thumbnail_file_name("cat", {200, 150}, Format::kWebp) == "cat_200x150.webp");
+  CHECK(thumbnail_file_name("cat-0badf00d", {32, 0}, Format::kPng) == "cat-0badf00d_32.png");
+  CHECK(thumbnail_file_name("image", {1, 100000}, Format::kAvif) == "image_1x100000.avif");
+}
+
+}  // namespace thumbmill

@@ -1,0 +1,519 @@
+// Tests for worker/resize: every input is made here with libvips itself, in
+// memory (or in a temporary directory for the path source).
+#include "worker/resize.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <doctest/doctest.h>
+#include <vips/vips8>
+
+namespace thumbmill {
+namespace {
+
+using vips::VImage;
+using Bytes = std::vector<std::byte>;
+
+void start_vips() { init_vips("resize_test", /*allow_untrusted_formats=*/false); }
+
+Bytes to_bytes(std::string_view text) {
+  const auto* data = reinterpret_cast<const std::byte*>(text.data());
+  return Bytes(data, data + text.size());
+}
+
+/// `image` saved with the saver for `suffix` (".jpg", ".png", ...).
+Bytes encode_as(const VImage& image, const char* suffix, vips::VOption* options = nullptr) {
+  void* buffer = nullptr;
+  std::size_t length = 0;
+  image.write_to_buffer(suffix, &buffer, &length, options);
+  const auto* data = static_cast<const std::byte*>(buffer);
+  Bytes bytes(data, data + length);
+  g_free(buffer);
+  return bytes;
+}
+
+/// A colour image that compresses like a photo would not: noise on a
+/// gradient, so truncation cuts real entropy-coded data.
+VImage noisy_photo(int width, int height) {
+  std::vector<VImage> bands;
+  for (int band = 0; band < 3; ++band) {
+    VImage noise = VImage::gaussnoise(width, height,
+                                      VImage::option()->set("sigma", 30)->set("mean", 0));
+    VImage ramp = VImage::xyz(width, height)[band % 2] * (200.0 / std::max(width, height)) + 28;
+    bands.push_back(ramp + noise);
+  }
+  return VImage::bandjoin(bands).cast(VIPS_FORMAT_UCHAR).copy(
+      VImage::option()->set("interpretation", static_cast<int>(VIPS_INTERPRETATION_sRGB)));
+}
+
+VImage flat_colour(int width, int height, std::vector<double> rgb) {
+  return (VImage::black(width, height, VImage::option()->set("bands", 3)) + rgb)
+      .cast(VIPS_FORMAT_UCHAR)
+      .copy(VImage::option()->set("interpretation", static_cast<int>(VIPS_INTERPRETATION_sRGB)));
+}
+
+/// The 12 MP camera-sized JPEG several tests share (made once: it takes a
+/// second).
+const Bytes& photo_4000x3000() {
+  static const Bytes jpeg =
+      encode_as(noisy_photo(4000, 3000), ".jpg", VImage::option()->set("Q", 88));
+  return jpeg;
+}
+
+ResizeSettings settings_with(std::vector<SizeSpec> sizes, Format format = Format::kJpeg) {
+  ResizeSettings settings;
+  settings.sizes = std::move(sizes);
+  settings.format = format;
+  return settings;
+}
+
+const std::vector<SizeSpec> kDefaultWidths = {{32, 0}, {64, 0}, {200, 0}};
+
+Result<std::vector<EncodedThumbnail>> make(const Bytes& bytes, const ResizeSettings& settings) {
+  return make_thumbnails(ImageSource{std::span<const std::byte>(bytes), ""}, settings);
+}
+
+VImage decode(const Bytes& bytes) {
+  return VImage::new_from_buffer(bytes.data(), bytes.size(), "").copy_memory();
+}
+
+bool starts_with(const Bytes& bytes, std::string_view magic, std::size_t at = 0) {
+  return bytes.size() >= at + magic.size() &&
+         std::memcmp(bytes.data() + at, magic.data(), magic.size()) == 0;
+}
+
+/// Checks one thumbnail's reported and decoded size; `slack` is allowed on
+/// each side (the side that is derived from the aspect ratio rounds).
+void check_size(const EncodedThumbnail& thumb, int width, int height, int slack = 1) {
+  CAPTURE(thumb.size.label());
+  CHECK(std::abs(thumb.width - width) <= slack);
+  CHECK(std::abs(thumb.height - height) <= slack);
+  const VImage decoded = decode(thumb.bytes);
+  CHECK(decoded.width() == thumb.width);
+  CHECK(decoded.height() == thumb.height);
+}
+
+// --- PNG crafting: a header that declares any size, with no pixels behind it.
+
+std::uint32_t crc32(const unsigned char* data, std::size_t length, std::uint32_t crc = 0) {
+  crc = ~crc;
+  for (std::size_t i = 0; i < length; ++i) {
+    crc ^= data[i];
+    for (int bit = 0; bit < 8; ++bit) crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
+  }
+  return ~crc;
+}
+
+void put_be32(std::string& out, std::uint32_t value) {
+  for (int shift = 24; shift >= 0; shift -= 8) out += static_cast<char>((value >> shift) & 0xff);
+}
+
+void put_chunk(std::string& out, std::string_view type, std::string_view data) {
+  put_be32(out, static_cast<std::uint32_t>(data.size()));
+  std::string typed = std::string(type) + std::string(data);
+  out += typed;
+  put_be32(out, crc32(reinterpret_cast<const unsigned char*>(typed.data()), typed.size()));
+}
+
+Bytes png_declaring(std::uint32_t width, std::uint32_t height) {
+  std::string png = "\x89PNG\r\n\x1a\n";
+  std::string ihdr;
+  put_be32(ihdr, width);
+  put_be32(ihdr, height);
+  ihdr += std::string("\x08\x02\x00\x00\x00", 5);  // 8-bit RGB, no interlace
+  put_chunk(png, "IHDR", ihdr);
+  put_chunk(png, "IDAT", std::string("\x78\x9c\x03\x00\x00\x00\x00\x01", 8));
+  put_chunk(png, "IEND", "");
+  return to_bytes(png);
+}
+
+/// Undoes vips_block_untrusted_set(TRUE) for one scope: init_vips runs once
+/// per process, so the test process blocks untrusted loaders as a worker
+/// does, and this stands in for a worker started with the flag.
+struct UntrustedLoadersAllowed {
+  UntrustedLoadersAllowed() { vips_block_untrusted_set(FALSE); }
+  ~UntrustedLoadersAllowed() { vips_block_untrusted_set(TRUE); }
+};
+
+struct TempDir {
+  std::filesystem::path path = std::filesystem::temp_directory_path() /
+                               ("resize_test-" + std::to_string(::getpid()));
+  TempDir() { std::filesystem::create_directories(path); }
+  ~TempDir() { std::filesystem::remove_all(path); }
+};
+
+TEST_CASE("default widths 32/64/200 from a 4000x3000 JPEG, in the order asked") {
+  start_vips();
+  auto result = make(photo_4000x3000(), settings_with(kDefaultWidths));
+  REQUIRE_MESSAGE(result.ok(), result.status().message());
+  REQUIRE(result->size() == 3);
+  CHECK((*result)[0].size == SizeSpec{32, 0});
+  CHECK((*result)[1].size == SizeSpec{64, 0});
+  CHECK((*result)[2].size == SizeSpec{200, 0});
+  check_size((*result)[0], 32, 24);
+  check_size((*result)[1], 64, 48);
+  check_size((*result)[2], 200, 150);
+  for (const auto& thumb : *result) CHECK(starts_with(thumb.bytes, "\xFF\xD8\xFF"));
+}
+
+TEST_CASE("the largest size can come first or in the middle") {
+  start_vips();
+  auto result = make(photo_4000x3000(), settings_with({{200, 0}, {32, 0}, {100, 0}}));
+  REQUIRE_MESSAGE(result.ok(), result.status().message());
+  check_size((*result)[0], 200, 150);
+  check_size((*result)[1], 32, 24);
+  check_size((*result)[2], 100, 75);
+}
+
+TEST_CASE("a box size fits inside the box, landscape and portrait") {
+  start_vips();
+  const Bytes portrait = encode_as(noisy_photo(600, 800), ".jpg");
+  const Bytes landscape = encode_as(noisy_photo(800, 600), ".jpg");
+  const ResizeSettings box = settings_with({{200, 150}});
+
+  auto wide = make(landscape, box);
+  REQUIRE_MESSAGE(wide.ok(), wide.status().message());
+  check_size(wide->at(0), 200, 150);
+
+  auto tall = make(portrait, box);
+  REQUIRE_MESSAGE(tall.ok(), tall.status().message());
+  check_size(tall->at(0), 113, 150);
+}
+
+TEST_CASE("never upscales: a 50x40 source stays 50x40 for larger widths") {
+  start_vips();
+  auto result = make(encode_as(noisy_photo(50, 40), ".jpg"), settings_with(kDefaultWidths));
+  REQUIRE_MESSAGE(result.ok(), result.status().message());
+  check_size((*result)[0], 32, 26);
+  check_size((*result)[1], 50, 40, 0);
+  check_size((*result)[2], 50, 40, 0);
+}
+
+TEST_CASE("every output format decodes back at the right size") {
+  start_vips();
+  const Bytes source = encode_as(noisy_photo(800, 600), ".jpg");
+  struct Case {
+    Format format;
+    std::string_view magic;
+    std::size_t magic_at;
+    const char* loader;
+  };
+  for (const Case& c : {Case{Format::kJpeg, "\xFF\xD8\xFF", 0, "jpegload_buffer"},
+                        Case{Format::kWebp, "WEBP", 8, "webpload_buffer"},
+                        Case{Format::kPng, "\x89PNG\r\n\x1a\n", 0, "pngload_buffer"},
+                        Case{Format::kAvif, "ftypavif", 4, "heifload_buffer"}}) {
+    CAPTURE(format_name(c.format));
+    auto result = make(source, settings_with({{64, 0}, {200, 0}}, c.format));
+    REQUIRE_MESSAGE(result.ok(), result.status().message());
+    check_size((*result)[0], 64, 48);
+    check_size((*result)[1], 200, 150);
+    for (const auto& thumb : *result) {
+      CHECK(starts_with(thumb.bytes, c.magic, c.magic_at));
+      CHECK(std::string_view(decode(thumb.bytes).get_string("vips-loader")) == c.loader);
+      CHECK(decode(thumb.bytes).bands() == 3);
+    }
+  }
+}
+
+TEST_CASE("alpha: kept in PNG, flattened onto white in JPEG") {
+  start_vips();
+  // Opaque red on the left half, fully transparent on the right.
+  VImage alpha = (VImage::xyz(100, 100)[0] < 50).ifthenelse(255, 0).cast(VIPS_FORMAT_UCHAR);
+  const Bytes rgba = encode_as(flat_colour(100, 100, {200, 0, 0}).bandjoin(alpha), ".png");
+
+  auto png = make(rgba, settings_with({{50, 0}}, Format::kPng));
+  REQUIRE_MESSAGE(png.ok(), png.status().message());
+  const VImage png_out = decode(png->at(0).bytes);
+  CHECK(png_out.bands() == 4);
+  CHECK(png_out.getpoint(45, 25)[3] == doctest::Approx(0).epsilon(0.01));
+
+  auto jpeg = make(rgba, settings_with({{50, 0}}, Format::kJpeg));
+  REQUIRE_MESSAGE(jpeg.ok(), jpeg.status().message());
+  const VImage jpeg_out = decode(jpeg->at(0).bytes);
+  CHECK(jpeg_out.bands() == 3);
+  const std::vector<double> right = jpeg_out.getpoint(45, 25);
+  for (double value : right) CHECK(value > 245);
+}
+
+TEST_CASE("grey, grey+alpha and 16-bit sources come out as 8-bit sRGB") {
+  start_vips();
+  const VImage grey = noisy_photo(300, 200)[1].copy(
+      VImage::option()->set("interpretation", static_cast<int>(VIPS_INTERPRETATION_B_W)));
+  const VImage grey_alpha = grey.bandjoin_const({255});
+  const VImage rgb16 = (noisy_photo(300, 200).cast(VIPS_FORMAT_USHORT) * 256)
+                           .cast(VIPS_FORMAT_USHORT)
+                           .copy(VImage::option()->set(
+                               "interpretation", static_cast<int>(VIPS_INTERPRETATION_RGB16)));
+  for (const Bytes& source : {encode_as(grey, ".jpg"), encode_as(grey_alpha, ".png"),
+                              encode_as(rgb16, ".png")}) {
+    for (Format format : {Format::kJpeg, Format::kPng}) {
+      CAPTURE(format_name(format));
+      auto result = make(source, settings_with({{100, 0}}, format));
+      REQUIRE_MESSAGE(result.ok(), result.status().message());
+      const VImage out = decode(result->at(0).bytes);
+      CHECK(out.format() == VIPS_FORMAT_UCHAR);
+      CHECK(out.interpretation() == VIPS_INTERPRETATION_sRGB);
+      CHECK(out.width() == 100);
+    }
+  }
+}
+
+TEST_CASE("EXIF orientation is applied, and decides which size is largest") {
+  start_vips();
+  VImage sideways = noisy_photo(400, 200).copy();
+  sideways.set("orientation", 6);
+  const Bytes jpeg = encode_as(sideways, ".jpg");
+
+  auto upright = make(jpeg, settings_with({{200, 0}}));
+  REQUIRE_MESSAGE(upright.ok(), upright.status().message());
+  check_size(upright->at(0), 200, 400, 0);
+
+  // Upright the source is 200x400: the 100 width (100x200) is larger than
+  // the 200x100 box (50x100). Read sideways it would be the other way round.
+  auto both = make(jpeg, settings_with({{200, 100}, {100, 0}}));
+  REQUIRE_MESSAGE(both.ok(), both.status().message());
+  check_size(both->at(0), 50, 100);
+  check_size(both->at(1), 100, 200, 0);
+}
+
+TEST_CASE("a CMYK JPEG comes out as 3-band sRGB in about the right colour") {
+  start_vips();
+  const std::vector<double> rgb = {180, 120, 80};  // well inside the CMYK gamut
+  const VImage cmyk = flat_colour(300, 200, rgb).colourspace(VIPS_INTERPRETATION_CMYK);
+  REQUIRE(cmyk.bands() == 4);
+  VImage without_profile = cmyk.copy();
+  without_profile.remove("icc-profile-data");
+
+  for (const VImage& source : {cmyk, without_profile}) {
+    const Bytes jpeg = encode_as(source, ".jpg", VImage::option()->set("Q", 95));
+    REQUIRE(decode(jpeg).interpretation() == VIPS_INTERPRETATION_CMYK);
+    auto result = make(jpeg, settings_with({{100, 0}}));
+    REQUIRE_MESSAGE(result.ok(), result.status().message());
+    const VImage out = decode(result->at(0).bytes);
+    CHECK(out.bands() == 3);
+    CHECK(out.interpretation() == VIPS_INTERPRETATION_sRGB);
+    const std::vector<double> centre = out.getpoint(50, 33);
+    for (int band = 0; band < 3; ++band) CHECK(std::abs(centre[band] - rgb[band]) < 25);
+  }
+}
+
+TEST_CASE("a CMYK JPEG is converted with its own embedded profile") {
+  start_vips();
+  // Any CMYK profile other than libvips' built-in one: 8.14.1 thumbnail
+  // would silently use the built-in one instead.
+  const char* profile = "/usr/share/color/icc/ghostscript/default_cmyk.icc";
+  if (!std::filesystem::exists(profile)) {
+    MESSAGE("skipped: no second CMYK profile on this machine (" << profile << ")");
+    return;
+  }
+  const VImage cmyk = flat_colour(300, 200, {180, 120, 80})
+                          .icc_transform(profile, VImage::option()->set("input_profile", "srgb"));
+  REQUIRE(cmyk.interpretation() == VIPS_INTERPRETATION_CMYK);
+  const Bytes jpeg = encode_as(cmyk, ".jpg", VImage::option()->set("Q", 98));
+  // What lcms makes of the file with the profile it carries.
+  const std::vector<double> expected =
+      decode(jpeg).icc_transform("srgb", VImage::option()->set("embedded", true)).getpoint(10, 10);
+
+  auto result = make(jpeg, settings_with({{100, 0}}, Format::kPng));
+  REQUIRE_MESSAGE(result.ok(), result.status().message());
+  const VImage out = decode(result->at(0).bytes);
+  REQUIRE(out.bands() == 3);
+  const std::vector<double> centre = out.getpoint(50, 33);
+  for (int band = 0; band < 3; ++band) {
+    CAPTURE(band);
+    CHECK(std::abs(centre[band] - expected[band]) <= 4);
+  }
+}
+
+TEST_CASE("an embedded RGB profile is applied") {
+  start_vips();
+  const char* profile = "/usr/share/color/icc/ghostscript/a98.icc";
+  if (!std::filesystem::exists(profile)) {
+    MESSAGE("skipped: no Adobe RGB profile on this machine (" << profile << ")");
+    return;
+  }
+  const std::vector<double> rgb = {200, 60, 40};
+  const VImage adobe = flat_colour(300, 200, rgb).icc_transform(
+      profile, VImage::option()->set("input_profile", "srgb"));
+  auto result = make(encode_as(adobe, ".jpg", VImage::option()->set("Q", 98)),
+                     settings_with({{100, 0}}, Format::kPng));
+  REQUIRE_MESSAGE(result.ok(), result.status().message());
+  const std::vector<double> centre = decode(result->at(0).bytes).getpoint(50, 33);
+  for (int band = 0; band < 3; ++band) CHECK(std::abs(centre[band] - rgb[band]) <= 4);
+}
+
+TEST_CASE("a truncated JPEG is corrupt, not a grey half-image") {
+  start_vips();
+  const Bytes& whole = photo_4000x3000();
+  const Bytes half(whole.begin(), whole.begin() + whole.size() / 2);
+  auto result = make(half, settings_with(kDefaultWidths));
+  REQUIRE_FALSE(result.ok());
+  CHECK(result.status().code() == Code::kCorruptImage);
+  CHECK(result.status().message().starts_with("corrupt image: "));
+  CHECK(result.status().message().find('\n') == std::string::npos);
+}
+
+TEST_CASE("truncated PNG, WebP, GIF, TIFF and AVIF files are corrupt") {
+  start_vips();
+  const VImage image = noisy_photo(400, 300);
+  for (const char* suffix : {".png", ".webp", ".gif", ".tif", ".avif"}) {
+    CAPTURE(suffix);
+    const Bytes whole = encode_as(image, suffix);
+    const Bytes half(whole.begin(), whole.begin() + whole.size() / 2);
+    auto result = make(half, settings_with({{100, 0}}));
+    REQUIRE_FALSE(result.ok());
+    CHECK(result.status().code() == Code::kCorruptImage);
+    CHECK(result.status().message().starts_with("corrupt image: "));
+  }
+}
+
+TEST_CASE("a JPEG with a damaged header is corrupt") {
+  start_vips();
+  Bytes jpeg = encode_as(noisy_photo(400, 300), ".jpg");
+  // Zero the symbol counts of the first Huffman table: libjpeg refuses it.
+  const std::array<std::byte, 2> dht = {std::byte{0xFF}, std::byte{0xC4}};
+  auto at = std::search(jpeg.begin(), jpeg.end(), dht.begin(), dht.end());
+  REQUIRE(at != jpeg.end());
+  std::fill(at + 5, at + 21, std::byte{0});
+  auto result = make(jpeg, settings_with({{100, 0}}));
+  REQUIRE_FALSE(result.ok());
+  CHECK(result.status().code() == Code::kCorruptImage);
+}
+
+TEST_CASE("empty input, HTML and random bytes are not images") {
+  start_vips();
+  const ResizeSettings settings = settings_with(kDefaultWidths);
+
+  auto empty = make(Bytes{}, settings);
+  REQUIRE_FALSE(empty.ok());
+  CHECK(empty.status().code() == Code::kNotAnImage);
+  CHECK(empty.status().message() == "empty body (0 bytes)");
+
+  auto html = make(to_bytes("<!DOCTYPE html>\n<html><body>Not Found</body></html>\n"), settings);
+  REQUIRE_FALSE(html.ok());
+  CHECK(html.status().code() == Code::kNotAnImage);
+  CHECK(html.status().message() ==
+        "not an image: looks like HTML (starts with \"<!DOCTYPE html\")");
+
+  Bytes noise(512);
+  for (std::size_t i = 0; i < noise.size(); ++i) noise[i] = std::byte(i * 167 + 63);
+  auto random = make(noise, settings);
+  REQUIRE_FALSE(random.ok());
+  CHECK(random.status().code() == Code::kNotAnImage);
+  CHECK(random.status().message() ==
+        "not an image: unknown format (first bytes 3f e6 8d 34 db 82 29 d0)");
+}
+
+TEST_CASE("SVG is refused unless untrusted formats are allowed") {
+  start_vips();
+  const Bytes svg = to_bytes(
+      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"400\" height=\"200\">"
+      "<rect width=\"400\" height=\"200\" fill=\"#3060c0\"/></svg>");
+  ResizeSettings settings = settings_with({{200, 0}}, Format::kPng);
+
+  auto refused = make(svg, settings);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.status().code() == Code::kUntrustedFormat);
+  CHECK(refused.status().message() ==
+        "untrusted format svg blocked (pass --allow-untrusted-formats)");
+
+  // Allowed by the job but still blocked in the process: still refused.
+  settings.allow_untrusted_formats = true;
+  auto blocked = make(svg, settings);
+  REQUIRE_FALSE(blocked.ok());
+  CHECK(blocked.status().code() == Code::kUntrustedFormat);
+
+  UntrustedLoadersAllowed allowed;
+  auto made = make(svg, settings);
+  REQUIRE_MESSAGE(made.ok(), made.status().message());
+  check_size(made->at(0), 200, 100, 0);
+}
+
+TEST_CASE("a header declaring 30000x30000 is refused before decoding") {
+  start_vips();
+  auto result = make(png_declaring(30000, 30000), settings_with(kDefaultWidths));
+  REQUIRE_FALSE(result.ok());
+  CHECK(result.status().code() == Code::kTooManyPixels);
+  CHECK(result.status().message() ==
+        "image declares 30000x30000 (900.0 MP), over --max-pixels 100.0 MP");
+
+  ResizeSettings small_cap = settings_with(kDefaultWidths);
+  small_cap.max_pixels = 100 * 100;
+  auto over = make(encode_as(noisy_photo(101, 100), ".png"), small_cap);
+  CHECK(over.status().code() == Code::kTooManyPixels);
+  auto at_cap = make(encode_as(noisy_photo(100, 100), ".png"), small_cap);
+  CHECK_MESSAGE(at_cap.ok(), at_cap.status().message());
+}
+
+TEST_CASE("a file path works as a source") {
+  start_vips();
+  TempDir dir;
+  const std::filesystem::path file = dir.path / "photo [1].jpg";  // brackets: no vips options
+  const Bytes jpeg = encode_as(noisy_photo(800, 600), ".jpg");
+  std::ofstream(file, std::ios::binary)
+      .write(reinterpret_cast<const char*>(jpeg.data()), static_cast<std::streamsize>(jpeg.size()));
+
+  auto result = make_thumbnails(ImageSource{{}, file.string()}, settings_with(kDefaultWidths));
+  REQUIRE_MESSAGE(result.ok(), result.status().message());
+  check_size((*result)[2], 200, 150);
+  CHECK(result->at(2).bytes == make(jpeg, settings_with(kDefaultWidths))->at(2).bytes);
+
+  auto missing = make_thumbnails(ImageSource{{}, (dir.path / "nope.jpg").string()},
+                                 settings_with(kDefaultWidths));
+  CHECK(missing.status().code() == Code::kIoError);
+
+  std::ofstream(dir.path / "empty.jpg").close();
+  auto empty = make_thumbnails(ImageSource{{}, (dir.path / "empty.jpg").string()},
+                               settings_with(kDefaultWidths));
+  CHECK(empty.status().code() == Code::kNotAnImage);
+  CHECK(empty.status().message() == "empty file (0 bytes)");
+}
+
+TEST_CASE("output is deterministic in every format") {
+  start_vips();
+  const Bytes source = encode_as(noisy_photo(800, 600), ".jpg");
+  for (Format format : {Format::kJpeg, Format::kWebp, Format::kPng, Format::kAvif}) {
+    CAPTURE(format_name(format));
+    auto first = make(source, settings_with(kDefaultWidths, format));
+    auto second = make(source, settings_with(kDefaultWidths, format));
+    REQUIRE(first.ok());
+    REQUIRE(second.ok());
+    for (std::size_t i = 0; i < first->size(); ++i) CHECK((*first)[i].bytes == (*second)[i].bytes);
+  }
+}
+
+TEST_CASE("a failed job leaves nothing behind for the next one") {
+  start_vips();
+  const Bytes& whole = photo_4000x3000();
+  REQUIRE_FALSE(make(Bytes(whole.begin(), whole.begin() + 5000), settings_with({{64, 0}})).ok());
+  auto good = make(encode_as(noisy_photo(300, 200), ".jpg"), settings_with({{64, 0}}));
+  CHECK_MESSAGE(good.ok(), good.status().message());
+  CHECK(std::string_view(vips_error_buffer()).empty());
+}
+
+TEST_CASE("ResizeSettings::From copies what the resizer needs") {
+  Options options;
+  options.sizes = {{120, 0}, {300, 200}};
+  options.format = Format::kWebp;
+  options.quality = 70;
+  options.max_pixels = 12345;
+  options.allow_untrusted_formats = true;
+  const ResizeSettings settings = ResizeSettings::From(options);
+  CHECK(settings.sizes == options.sizes);
+  CHECK(settings.format == Format::kWebp);
+  CHECK(settings.quality == 70);
+  CHECK(settings.max_pixels == 12345);
+  CHECK(settings.allow_untrusted_formats);
+}
+
+}  // namespace
+}  // namespace thumbmill

@@ -1,0 +1,385 @@
+// Tests for shared/source_list.h: classifying lines, reading a list as a
+// stream, and opening list files.
+#include "shared/source_list.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <streambuf>
+#include <string>
+#include <vector>
+
+#include <doctest/doctest.h>
+
+namespace thumbmill {
+namespace {
+
+SourceLine accepted(std::string_view text, std::uint64_t line = 1) {
+  SourceLine parsed = parse_source_line(text, line);
+  REQUIRE_MESSAGE(parsed.status.ok(), parsed.status.message());
+  return parsed;
+}
+
+std::string rejected(std::string_view text, std::uint64_t line = 1) {
+  SourceLine parsed = parse_source_line(text, line);
+  REQUIRE_FALSE(parsed.status.ok());
+  CHECK(parsed.status.code() == Code::kInvalidArgument);
+  CHECK(parsed.line_number == line);
+  CHECK(parsed.status.message().starts_with("line " + std::to_string(line) + ": "));
+  return parsed.status.message();
+}
+
+bool contains(const std::string& text, std::string_view part) { return text.find(part) != std::string::npos; }
+
+/// Every entry of `text` read as a list.
+std::vector<SourceLine> read_all(const std::string& text) {
+  std::istringstream in(text);
+  SourceList list(in);
+  std::vector<SourceLine> lines;
+  while (std::optional<SourceLine> line = list.Next()) lines.push_back(std::move(*line));
+  CHECK(list.read_status().ok());
+  return lines;
+}
+
+/// A stream of `count` lines "https://example.com/images/<n>.jpg", made one
+/// line at a time as the reader asks, so a huge list costs no memory and the
+/// test can tell how far the reader went.
+class GeneratedLines : public std::streambuf {
+ public:
+  explicit GeneratedLines(std::uint64_t count) : count_(count) {}
+  std::uint64_t lines_made() const { return next_ - 1; }
+
+ protected:
+  int_type underflow() override {
+    if (gptr() < egptr()) return traits_type::to_int_type(*gptr());
+    if (next_ > count_) return traits_type::eof();
+    line_ = "https://example.com/images/" + std::to_string(next_++) + ".jpg\n";
+    setg(line_.data(), line_.data(), line_.data() + line_.size());
+    return traits_type::to_int_type(line_[0]);
+  }
+
+ private:
+  std::uint64_t count_;
+  std::uint64_t next_ = 1;
+  std::string line_;
+};
+
+/// A streambuf that fails (throws from underflow, which istream turns into
+/// badbit) after handing out `good` bytes.
+class FailingAfter : public std::streambuf {
+ public:
+  explicit FailingAfter(std::string good) : good_(std::move(good)) {
+    setg(good_.data(), good_.data(), good_.data() + good_.size());
+  }
+
+ protected:
+  int_type underflow() override { throw std::ios_base::failure("disk on fire"); }
+
+ private:
+  std::string good_;
+};
+
+/// A file under the system's temporary directory, removed at scope exit.
+struct TempFile {
+  explicit TempFile(const std::string& contents) {
+    path = std::filesystem::temp_directory_path() /
+           ("source_list_test_" + std::to_string(getpid()) + "_" + std::to_string(counter++));
+    std::ofstream(path, std::ios::binary) << contents;
+  }
+  ~TempFile() { std::filesystem::remove(path); }
+  std::filesystem::path path;
+  static inline int counter = 0;
+};
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// parse_source_line: accepted forms.
+
+TEST_CASE("http and https URLs are kept as written") {
+  for (const std::string url : {"http://example.com/cat.jpg", "https://example.com/cat.jpg", "HTTPS://Example.COM/a.png",
+                          "Http://example.com", "https://example.com:8443/a/b.jpg?size=large&x=1#frag",
+                          "https://user:secret@example.com/a.jpg", "http://127.0.0.1:8080/a.jpg",
+                          "http://[::1]:8080/a.jpg", "http://[2001:db8::1]/x", "https://example.com/caf%C3%A9.jpg",
+                          "https://example.com/café.jpg", "https://example.com:/a.jpg", "https://h?q=1",
+                          "https://h#f"}) {
+    CAPTURE(url);
+    SourceLine line = accepted(url, 3);
+    CHECK(line.kind == SourceKind::kHttp);
+    CHECK(line.location == url);
+    CHECK(line.text == url);
+    CHECK(line.line_number == 3);
+  }
+}
+
+TEST_CASE("file URLs become decoded local paths") {
+  struct Case {
+    std::string url;
+    std::string path;
+  };
+  const Case cases[] = {
+      {"file:///tmp/cat.jpg", "/tmp/cat.jpg"},
+      {"file://localhost/tmp/cat.jpg", "/tmp/cat.jpg"},
+      {"FILE://LocalHost/tmp/cat.jpg", "/tmp/cat.jpg"},
+      {"file:/tmp/cat.jpg", "/tmp/cat.jpg"},
+      {"file:///tmp/a%20b%2Bc.jpg", "/tmp/a b+c.jpg"},
+      {"file:///tmp/caf%C3%A9.jpg", "/tmp/caf\xC3\xA9.jpg"},
+      {"file:///tmp/x.jpg?query#fragment", "/tmp/x.jpg"},
+      {"file:///tmp/100%25.jpg", "/tmp/100%.jpg"},
+      {"file:///", "/"},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.url);
+    SourceLine line = accepted(c.url);
+    CHECK(line.kind == SourceKind::kFile);
+    CHECK(line.location == c.path);
+    CHECK(line.text == c.url);
+  }
+}
+
+TEST_CASE("local paths are taken literally, spaces and all") {
+  for (const std::string path : {"cat.jpg", "photos/2021/cat.jpg", "/abs/path/cat.jpg", "./a:b.jpg", "/x/y z.jpg",
+                           "dir with spaces/a b.png", "C:\\photos\\cat.jpg", "c:/photos/cat.jpg", "a%20b.jpg",
+                           "../up/cat.jpg", "~/cat.jpg", "photos/a:b.jpg", "-dash.jpg", "caf\xC3\xA9.jpg"}) {
+    CAPTURE(path);
+    SourceLine line = accepted(path);
+    CHECK(line.kind == SourceKind::kFile);
+    CHECK(line.location == path);
+  }
+}
+
+TEST_CASE("parse_source_line trims surrounding whitespace") {
+  SourceLine line = accepted("  \thttps://example.com/a.jpg \r");
+  CHECK(line.text == "https://example.com/a.jpg");
+  CHECK(line.location == "https://example.com/a.jpg");
+  CHECK(accepted(" /x/y z.jpg\t").location == "/x/y z.jpg");
+}
+
+// ---------------------------------------------------------------------------
+// parse_source_line: malformed lines.
+
+TEST_CASE("other schemes are unsupported, with the documented message") {
+  CHECK(rejected("ftp://example.com/cat.jpg", 7) ==
+        "line 7: unsupported scheme 'ftp' (only http, https, file and local paths)");
+  for (const std::string text : {"gopher://example.com/1", "data:image/png;base64,iVBORw0KGgo=", "javascript:alert(1)",
+                           "mailto:someone@example.com", "ssh://host/x", "httpx://host/a.jpg", "s3://bucket/key",
+                           "jar:file:///x!/y"}) {
+    CAPTURE(text);
+    const std::string message = rejected(text, 12);
+    const std::string scheme(std::string_view(text).substr(0, std::string_view(text).find(':')));
+    CHECK(message == "line 12: unsupported scheme '" + scheme + "' (only http, https, file and local paths)");
+  }
+}
+
+TEST_CASE("URLs without a host, or with a bad port") {
+  for (const std::string text : {"http://", "https://", "http:///path/a.jpg", "https:/example.com/a.jpg",
+                           "https:example.com/a.jpg", "http://user@/a.jpg", "http://:80/a.jpg", "https://?q"}) {
+    CAPTURE(text);
+    CHECK(contains(rejected(text, 2), "no host"));
+  }
+  for (const std::string text : {"http://host:abc/a.jpg", "http://host:80x/", "http://[::1]x/", "http://[::1/x"}) {
+    CAPTURE(text);
+    CHECK(contains(rejected(text, 2), "malformed host or port"));
+  }
+}
+
+TEST_CASE("spaces inside URLs are errors, unlike in paths") {
+  CHECK(contains(rejected("https://example.com/a b.jpg", 4), "space"));
+  CHECK(contains(rejected("https://exa mple.com/a.jpg", 4), "space"));
+  CHECK(contains(rejected("file:///tmp/a b.jpg", 4), "space"));
+}
+
+TEST_CASE("control characters are errors in URLs and paths alike") {
+  CHECK(rejected(std::string("https://example.com/a\x01.jpg"), 5) ==
+        "line 5: control character 0x01 at column 22");
+  CHECK(contains(rejected("photos/a\tb.jpg", 5), "control character 0x09"));
+  CHECK(contains(rejected(std::string("photos/a\0b.jpg", 14), 5), "control character 0x00"));
+  CHECK(contains(rejected("photos/a\x7f.jpg", 5), "control character 0x7f"));
+  CHECK(contains(rejected("https://example.com/a\nb", 5), "control character 0x0a"));
+}
+
+TEST_CASE("file URLs naming another host, without a path, or badly escaped") {
+  CHECK(contains(rejected("file://example.com/tmp/a.jpg", 9), "'example.com'"));
+  CHECK(contains(rejected("file://server/share/a.jpg", 9), "'server'"));
+  for (const std::string text : {"file://", "file://localhost", "file:relative/a.jpg", "file:"}) {
+    CAPTURE(text);
+    CHECK(contains(rejected(text, 9), "no absolute path"));
+  }
+  for (const std::string text : {"file:///tmp/a%zz.jpg", "file:///tmp/a%4", "file:///tmp/a%"}) {
+    CAPTURE(text);
+    CHECK(contains(rejected(text, 9), "%-escape"));
+  }
+  CHECK(contains(rejected("file:///tmp/a%00b.jpg", 9), "control character 0x00"));
+  CHECK(contains(rejected("file:///tmp/a%0Ab.jpg", 9), "control character 0x0a"));
+}
+
+TEST_CASE("a source longer than kMaxSourceLength is an error; exactly that long is fine") {
+  const std::string prefix = "https://example.com/";
+  const std::string longest = prefix + std::string(kMaxSourceLength - prefix.size(), 'a');
+  CHECK(accepted(longest).location == longest);
+  const std::string message = rejected(longest + "a", 8);
+  CHECK(contains(message, std::to_string(kMaxSourceLength + 1)));
+  CHECK(contains(message, std::to_string(kMaxSourceLength)));
+  // Local paths too, and the limit applies after trimming.
+  rejected(std::string(kMaxSourceLength + 1, 'p'), 8);
+  CHECK(accepted("   " + longest + "   ").location == longest);
+}
+
+// ---------------------------------------------------------------------------
+// SourceList: reading a stream.
+
+TEST_CASE("blank lines and comments are skipped; line numbers count every line") {
+  const std::vector<SourceLine> lines = read_all(
+      "# a comment\n"
+      "\n"
+      "https://example.com/1.jpg\n"
+      "   # an indented comment\n"
+      "   \t  \n"
+      "  /abs/2.jpg  \n"
+      "ftp://example.com/3.jpg\n"
+      "#https://example.com/commented-out.jpg\n"
+      "file:///tmp/4.jpg\n"
+      "relative/5.jpg");  // no final newline
+  REQUIRE(lines.size() == 5);
+  CHECK(lines[0].line_number == 3);
+  CHECK(lines[0].location == "https://example.com/1.jpg");
+  CHECK(lines[1].line_number == 6);
+  CHECK(lines[1].text == "/abs/2.jpg");
+  CHECK(lines[1].kind == SourceKind::kFile);
+  CHECK(lines[2].line_number == 7);
+  CHECK(lines[2].status.message().starts_with("line 7: unsupported scheme 'ftp'"));
+  CHECK(lines[3].line_number == 9);
+  CHECK(lines[3].location == "/tmp/4.jpg");
+  CHECK(lines[4].line_number == 10);
+  CHECK(lines[4].location == "relative/5.jpg");
+}
+
+TEST_CASE("a '#' inside a line is not a comment") {
+  const std::vector<SourceLine> lines = read_all("https://example.com/a.jpg#frag\nphotos/#1.jpg\n");
+  REQUIRE(lines.size() == 2);
+  CHECK(lines[0].location == "https://example.com/a.jpg#frag");
+  CHECK(lines[1].location == "photos/#1.jpg");
+}
+
+TEST_CASE("CR LF line endings") {
+  const std::vector<SourceLine> lines = read_all("https://example.com/a.jpg\r\n\r\n#c\r\n/x/b.jpg\r\n");
+  REQUIRE(lines.size() == 2);
+  CHECK(lines[0].location == "https://example.com/a.jpg");
+  CHECK(lines[0].status.ok());
+  CHECK(lines[1].location == "/x/b.jpg");
+  CHECK(lines[1].line_number == 4);
+}
+
+TEST_CASE("a UTF-8 byte order mark on line 1 is ignored") {
+  std::vector<SourceLine> lines = read_all("\xEF\xBB\xBFhttps://example.com/a.jpg\n/x/b.jpg\n");
+  REQUIRE(lines.size() == 2);
+  CHECK(lines[0].text == "https://example.com/a.jpg");
+  CHECK(lines[0].kind == SourceKind::kHttp);
+  CHECK(lines[0].status.ok());
+
+  // Before a comment, too.
+  lines = read_all("\xEF\xBB\xBF# comment\n/x/b.jpg\n");
+  REQUIRE(lines.size() == 1);
+  CHECK(lines[0].line_number == 2);
+
+  // Only on line 1: later, the bytes are part of the line.
+  lines = read_all("a.jpg\n\xEF\xBB\xBF" "b.jpg\n");
+  REQUIRE(lines.size() == 2);
+  CHECK(lines[1].location == "\xEF\xBB\xBF" "b.jpg");
+}
+
+TEST_CASE("an empty list, and a list of only comments") {
+  CHECK(read_all("").empty());
+  CHECK(read_all("\n\n# nothing\n   \n").empty());
+}
+
+TEST_CASE("Next() keeps returning nullopt at the end") {
+  std::istringstream in("a.jpg\n");
+  SourceList list(in);
+  CHECK(list.Next().has_value());
+  CHECK_FALSE(list.Next().has_value());
+  CHECK_FALSE(list.Next().has_value());
+  CHECK(list.read_status().ok());
+}
+
+TEST_CASE("a failure reading the stream is a read_status, not a malformed line") {
+  FailingAfter buffer("a.jpg\nb.jpg\n");
+  std::istream in(&buffer);
+  SourceList list(in);
+  CHECK(list.Next()->location == "a.jpg");
+  CHECK(list.Next()->location == "b.jpg");
+  CHECK_FALSE(list.Next().has_value());
+  CHECK(list.read_status().code() == Code::kIoError);
+  CHECK(contains(list.read_status().message(), "after line 2"));
+}
+
+TEST_CASE("streaming: a million-line list yields its first entry at once") {
+  constexpr std::uint64_t kLines = 1'000'000;
+  GeneratedLines generator(kLines);
+  std::istream in(&generator);
+  SourceList list(in);
+
+  std::optional<SourceLine> first = list.Next();
+  REQUIRE(first.has_value());
+  CHECK(first->location == "https://example.com/images/1.jpg");
+  // Only what the first line needed was read from the stream.
+  CHECK(generator.lines_made() <= 2);
+
+  std::uint64_t count = 1;
+  std::uint64_t last_line = first->line_number;
+  while (std::optional<SourceLine> line = list.Next()) {
+    ++count;
+    if (!line->status.ok()) FAIL(line->status.message());
+    last_line = line->line_number;
+  }
+  CHECK(count == kLines);
+  CHECK(last_line == kLines);
+  CHECK(generator.lines_made() == kLines);
+  CHECK(list.read_status().ok());
+}
+
+// ---------------------------------------------------------------------------
+// SourceList::Open.
+
+TEST_CASE("Open reads a file") {
+  TempFile file("# list\nhttps://example.com/a.jpg\r\nfile:///tmp/b.jpg\n");
+  Result<std::unique_ptr<SourceList>> list = SourceList::Open(file.path.string());
+  REQUIRE(list.ok());
+  std::optional<SourceLine> a = (*list)->Next();
+  REQUIRE(a.has_value());
+  CHECK(a->location == "https://example.com/a.jpg");
+  CHECK(a->line_number == 2);
+  std::optional<SourceLine> b = (*list)->Next();
+  REQUIRE(b.has_value());
+  CHECK(b->location == "/tmp/b.jpg");
+  CHECK_FALSE((*list)->Next().has_value());
+  CHECK((*list)->read_status().ok());
+}
+
+TEST_CASE("Open(\"-\") reads standard input") {
+  Result<std::unique_ptr<SourceList>> list = SourceList::Open("-");
+  REQUIRE(list.ok());
+  CHECK(*list != nullptr);
+}
+
+TEST_CASE("Open fails with kIoError naming the path and the reason") {
+  const std::string missing = "/nonexistent-dir-for-thumbmill-tests/list.txt";
+  Result<std::unique_ptr<SourceList>> list = SourceList::Open(missing);
+  REQUIRE_FALSE(list.ok());
+  CHECK(list.status().code() == Code::kIoError);
+  CHECK(contains(list.status().message(), missing));
+  CHECK(contains(list.status().message(), std::strerror(ENOENT)));
+
+  const std::string directory = std::filesystem::temp_directory_path().string();
+  list = SourceList::Open(directory);
+  REQUIRE_FALSE(list.ok());
+  CHECK(list.status().code() == Code::kIoError);
+  CHECK(contains(list.status().message(), directory));
+  CHECK(contains(list.status().message(), std::strerror(EISDIR)));
+}
+
+}  // namespace thumbmill

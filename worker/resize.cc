@@ -1,0 +1,466 @@
+// Resize: the libvips side of a job. See resize.h for the contract.
+//
+// Both kinds of source (bytes in memory, a file path) are wrapped in a
+// VipsSource, so one code path sniffs, checks the header and decodes them;
+// vips_source_new_from_memory does not copy the bytes.
+//
+// libvips 8.14.1 facts this file leans on (checked on this machine):
+// - vips_thumbnail_buffer/_source accept `fail_on` but never pass it to the
+//   loader (libvips issue #5195); only the file form does. We pass it in the
+//   loader's option string, which the source form does forward. Without it a
+//   truncated JPEG comes out as a grey-padded "success".
+// - vips_foreign_find_load_* still returns a loader that
+//   vips_block_untrusted_set has blocked; the load then fails with
+//   "<loader>: operation is blocked". The poppler loader even parses the PDF
+//   before it checks the block. So untrusted loaders are refused here, by
+//   their class flags, before any of them sees a byte.
+// - The libvips error buffer is one per process, not per thread: in the
+//   threaded build a message may carry another job's text, or lose its own
+//   to another job's clear. The codes are always right; they come from
+//   return values, not from the buffer.
+#include "worker/resize.h"
+
+#include "shared/wire.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <vips/vips8>
+
+namespace thumbmill {
+namespace {
+
+using vips::VError;
+using vips::VImage;
+using vips::VSource;
+
+// Passed to every loader through the option string (see the file comment).
+// ERROR, not WARNING: it fails truncated and undecodable files, while
+// warnings that many camera and editor JPEGs carry ("extraneous bytes before
+// marker") and PNGs carry ("known incorrect sRGB profile") still pass.
+// Entropy-coded JPEG damage that libjpeg recovers from is a warning too, so
+// it passes as a visibly damaged thumbnail.
+constexpr VipsFailOn kFailOn = VIPS_FAIL_ON_ERROR;
+constexpr const char* kLoaderOptions = "fail_on=error";
+
+struct Dims {
+  int width = 0;
+  int height = 0;
+};
+
+/// What the header says, as far as decoding needs it.
+struct SourceInfo {
+  Dims upright;  // the size once EXIF orientation is applied
+  // 8.14.1 thumbnail converts CMYK with its built-in profile and ignores an
+  // embedded one (fixed in 8.14.2); only its linear path imports with the
+  // embedded profile. Measured: default path off by 11 levels in green for
+  // a SWOP-like profile, linear path within 3.
+  bool cmyk_with_profile = false;
+};
+
+// ---------------------------------------------------------------------------
+// libvips errors
+
+/// One line of the libvips error buffer: "VipsJpeg: Premature end of input
+/// file" is domain "VipsJpeg", text "Premature end of input file".
+struct VipsErrorLine {
+  std::string domain;
+  std::string text;
+};
+
+/// The first line of the libvips error buffer (`fallback` when it is empty),
+/// and clears the buffer so the next job starts clean.
+VipsErrorLine take_vips_error(std::string_view fallback = "unknown libvips error") {
+  std::string_view text = vips_error_buffer();
+  text = text.substr(0, text.find('\n'));
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\r')) text.remove_suffix(1);
+  if (text.empty()) text = fallback;
+  VipsErrorLine line;
+  const auto colon = text.find(": ");
+  if (colon != std::string_view::npos && text.substr(0, colon).find(' ') == std::string_view::npos) {
+    line.domain = text.substr(0, colon);
+    text.remove_prefix(colon + 2);
+  }
+  line.text = text;
+  vips_error_clear();
+  return line;
+}
+
+/// "svgload_source" -> "svg".
+std::string format_of_loader(std::string_view nickname) {
+  return std::string(nickname.substr(0, nickname.find("load")));
+}
+
+Status untrusted_format(std::string_view format) {
+  return Status(Code::kUntrustedFormat, "untrusted format " + std::string(format) +
+                                            " blocked (pass --allow-untrusted-formats)");
+}
+
+/// "context: <first libvips error line>" with `code`. A load that failed
+/// because its loader is blocked is kUntrustedFormat whatever `code` is (a
+/// second line of defence: check_loader refuses those loaders first).
+Status vips_failure(Code code, std::string_view context, std::string_view fallback) {
+  const VipsErrorLine line = take_vips_error(fallback);
+  if (line.text == "operation is blocked") return untrusted_format(format_of_loader(line.domain));
+  return Status(code, std::string(context) + ": " + line.text);
+}
+
+/// Runs `step` (libvips C++ calls that throw VError), turning a throw into
+/// vips_failure(code, context).
+template <class Step>
+auto vips_step(Code code, std::string_view context, Step&& step)
+    -> Result<decltype(step())> {
+  try {
+    return step();
+  } catch (const VError& error) {
+    return vips_failure(code, context, error.what());
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Opening and identifying the source
+
+Result<VSource> open_source(const ImageSource& source) {
+  if (source.path.empty()) {
+    if (source.bytes.empty()) return Status(Code::kNotAnImage, "empty body (0 bytes)");
+    return vips_step(Code::kInternal, "cannot wrap the body", [&] {
+      return VSource::new_from_memory(source.bytes.data(), source.bytes.size());
+    });
+  }
+  // Checked here so a missing or unreadable file is an I/O error with errno,
+  // not a libvips message.
+  const int fd = ::open(source.path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::FromErrno("open " + source.path);
+  ::close(fd);
+  return vips_step(Code::kIoError, "open " + source.path,
+                   [&] { return VSource::new_from_file(source.path.c_str()); });
+}
+
+std::string hex_bytes(std::string_view bytes) {
+  std::string out;
+  char digits[4];
+  for (unsigned char c : bytes) {
+    std::snprintf(digits, sizeof digits, out.empty() ? "%02x" : " %02x", c);
+    out += digits;
+  }
+  return out;
+}
+
+bool starts_with_nocase(std::string_view text, std::string_view prefix) {
+  if (text.size() < prefix.size()) return false;
+  for (std::size_t i = 0; i < prefix.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(text[i])) != prefix[i]) return false;
+  }
+  return true;
+}
+
+bool looks_like_html(std::string_view text) {
+  for (std::string_view tag : {"<!doctype html", "<html", "<head", "<body", "<title", "<meta",
+                               "<!--", "<script"}) {
+    if (starts_with_nocase(text, tag)) return true;
+  }
+  return false;
+}
+
+bool is_text(std::string_view bytes) {
+  return std::all_of(bytes.begin(), bytes.end(), [](unsigned char c) {
+    return (c >= 0x20 && c < 0x7f) || c == '\t' || c == '\n' || c == '\r';
+  });
+}
+
+/// Why `head` (the first bytes of a source no loader claims) is not an
+/// image, in words a person can act on: an HTML error page, some text, or
+/// unknown bytes shown in hex.
+std::string describe_non_image(std::string_view head) {
+  std::string_view text = head;
+  if (text.starts_with("\xEF\xBB\xBF")) text.remove_prefix(3);  // UTF-8 BOM
+  text.remove_prefix(std::min(text.size(), text.find_first_not_of(" \t\r\n")));
+  if (!head.empty() && is_text(head)) {
+    std::string_view shown = text.substr(0, std::min<std::size_t>(14, text.find_first_of("\r\n")));
+    const char* kind = looks_like_html(text) ? "HTML" : "text";
+    return std::string("not an image: looks like ") + kind + " (starts with \"" +
+           std::string(shown) + "\")";
+  }
+  return "not an image: unknown format (first bytes " + hex_bytes(head.substr(0, 8)) + ")";
+}
+
+/// The format `head` claims by its magic bytes, for the formats libvips
+/// reads here; empty when it claims none. Used only when no loader accepted
+/// the bytes: a TIFF cut short, say, fails the TIFF loader's own sniffing.
+std::string_view claimed_format(std::string_view head) {
+  struct Magic {
+    std::size_t at;
+    std::string_view bytes;
+    std::string_view format;
+  };
+  static constexpr Magic kMagic[] = {
+      {0, "\xFF\xD8\xFF", "JPEG"},  {0, "\x89PNG\r\n\x1a\n", "PNG"}, {0, "GIF8", "GIF"},
+      {8, "WEBP", "WebP"},           {0, {"II*\0", 4}, "TIFF"},      {0, {"MM\0*", 4}, "TIFF"},
+      {4, "ftyp", "HEIF/AVIF"},
+  };
+  for (const Magic& magic : kMagic) {
+    if (head.substr(std::min(head.size(), magic.at)).starts_with(magic.bytes)) return magic.format;
+  }
+  return {};
+}
+
+/// The loader libvips would pick for `source`, checked against the trust
+/// policy. A loader flagged untrusted is refused unless `allow_untrusted`,
+/// and a blocked one always (the process blocked it in init_vips).
+Status check_loader(const VSource& source, std::string_view origin, bool allow_untrusted) {
+  unsigned char* sniffed = nullptr;
+  const gint64 length = vips_source_sniff_at_most(source.get_source(), &sniffed, 64);
+  if (length <= 0) {
+    vips_error_clear();
+    return Status(Code::kNotAnImage, "empty " + std::string(origin) + " (0 bytes)");
+  }
+  // Copied: the next sniff (inside find_load) may reuse the sniff buffer.
+  const std::string head(reinterpret_cast<const char*>(sniffed), static_cast<std::size_t>(length));
+  const char* loader = vips_foreign_find_load_source(source.get_source());
+  if (loader == nullptr) {
+    vips_error_clear();
+    if (std::string_view format = claimed_format(head); !format.empty()) {
+      return Status(Code::kCorruptImage, "corrupt image: starts like " + std::string(format) +
+                                             " but no loader accepts it");
+    }
+    return Status(Code::kNotAnImage, describe_non_image(head));
+  }
+  auto* klass = static_cast<VipsOperationClass*>(g_type_class_ref(g_type_from_name(loader)));
+  const VipsOperationFlags flags = klass->flags;
+  const std::string format = format_of_loader(VIPS_OBJECT_CLASS(klass)->nickname);
+  g_type_class_unref(klass);
+  const bool refused = (flags & VIPS_OPERATION_BLOCKED) ||
+                       ((flags & VIPS_OPERATION_UNTRUSTED) && !allow_untrusted);
+  return refused ? untrusted_format(format) : Status::Ok();
+}
+
+/// Opens the header only (sequential access decodes no pixels). Fails with
+/// kTooManyPixels when the declared size is over `max_pixels`.
+Result<SourceInfo> check_header(const VSource& source, std::uint64_t max_pixels) {
+  auto header = vips_step(Code::kCorruptImage, "corrupt image", [&] {
+    return VImage::new_from_source(
+        source, kLoaderOptions,
+        VImage::option()->set("access", static_cast<int>(VIPS_ACCESS_SEQUENTIAL)));
+  });
+  if (!header.ok()) return header.status();
+  const Dims stored{header->width(), header->height()};
+  const std::uint64_t pixels =
+      static_cast<std::uint64_t>(stored.width) * static_cast<std::uint64_t>(stored.height);
+  if (pixels > max_pixels) {
+    char message[160];
+    std::snprintf(message, sizeof message,
+                  "image declares %dx%d (%.1f MP), over --max-pixels %.1f MP", stored.width,
+                  stored.height, pixels / 1e6, max_pixels / 1e6);
+    return Status(Code::kTooManyPixels, message);
+  }
+  SourceInfo info;
+  // EXIF orientations 5-8 swap the sides.
+  info.upright = vips_image_get_orientation_swap(header->get_image())
+                     ? Dims{stored.height, stored.width}
+                     : stored;
+  info.cmyk_with_profile = header->interpretation() == VIPS_INTERPRETATION_CMYK &&
+                           header->get_typeof(VIPS_META_ICC_NAME) != 0;
+  return info;
+}
+
+// ---------------------------------------------------------------------------
+// Sizes and decoding
+
+/// The factor `spec` scales an upright `source` by: fit the width (and the
+/// height for a box), never above 1 since nothing is upscaled.
+double scale_for(Dims source, SizeSpec spec) {
+  double scale = static_cast<double>(spec.width) / source.width;
+  if (spec.height > 0) scale = std::min(scale, static_cast<double>(spec.height) / source.height);
+  return std::min(scale, 1.0);
+}
+
+/// Index of the size that comes out largest; every other size fits inside
+/// it, since all of them keep the source's aspect ratio.
+std::size_t largest_size(Dims source, const std::vector<SizeSpec>& sizes) {
+  std::size_t best = 0;
+  for (std::size_t i = 1; i < sizes.size(); ++i) {
+    if (scale_for(source, sizes[i]) > scale_for(source, sizes[best])) best = i;
+  }
+  return best;
+}
+
+/// The thumbnail options shared by the decode and the derived sizes:
+/// width-only sizes get an unbounded height, as `vipsthumbnail -s 200x`.
+vips::VOption* size_options(SizeSpec spec) {
+  return VImage::option()
+      ->set("height", spec.height > 0 ? spec.height : VIPS_MAX_COORD)
+      ->set("size", static_cast<int>(VIPS_SIZE_DOWN));
+}
+
+/// The one decode: shrink-on-load straight to `spec`, EXIF orientation
+/// applied, embedded profiles (and CMYK) converted to sRGB, then copied to
+/// memory. Decoding is lazy, so a truncated file fails here, at the copy.
+Result<VImage> decode(const VSource& source, const SourceInfo& info, SizeSpec spec) {
+  return vips_step(Code::kCorruptImage, "corrupt image", [&] {
+    // export_profile: without it an embedded profile (Adobe RGB, ...) is
+    // ignored and the colours come out dull.
+    VImage lazy = VImage::thumbnail_source(source, spec.width,
+                                           size_options(spec)
+                                               ->set("option_string", kLoaderOptions)
+                                               ->set("fail_on", static_cast<int>(kFailOn))
+                                               ->set("export_profile", "srgb")
+                                               ->set("linear", info.cmyk_with_profile));
+    return lazy.copy_memory();
+  });
+}
+
+/// `spec` made from the decoded (in-memory, already upright) image.
+Result<VImage> derive(const VImage& decoded, SizeSpec spec) {
+  return vips_step(Code::kInternal, "resize failed", [&] {
+    return decoded.thumbnail_image(spec.width, size_options(spec)).copy_memory();
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Encoding
+
+/// 8-bit sRGB with at most one alpha band: what every encoder here expects.
+/// JPEG has no alpha, so it is flattened onto white there.
+VImage prepare_for(Format format, VImage image) {
+  if (image.interpretation() != VIPS_INTERPRETATION_sRGB || image.format() != VIPS_FORMAT_UCHAR) {
+    image = image.colourspace(VIPS_INTERPRETATION_sRGB);
+  }
+  if (image.format() != VIPS_FORMAT_UCHAR) image = image.cast(VIPS_FORMAT_UCHAR);
+  if (image.bands() > 4) image = image.extract_band(0, VImage::option()->set("n", 4));
+  if (format == Format::kJpeg && image.has_alpha()) {
+    image = image.flatten(VImage::option()->set("background", std::vector<double>{255, 255, 255}));
+  }
+  return image;
+}
+
+/// Runs the saver for `format`. Every option is fixed, so the same pixels
+/// give the same bytes (no timestamps, no metadata: strip).
+VipsBlob* save(Format format, const VImage& image, int quality) {
+  switch (format) {
+    case Format::kJpeg:
+      return image.jpegsave_buffer(VImage::option()->set("Q", quality)->set("strip", true));
+    case Format::kWebp:
+      return image.webpsave_buffer(VImage::option()->set("Q", quality)->set("strip", true));
+    case Format::kPng:
+      return image.pngsave_buffer(VImage::option()->set("compression", 6)->set("strip", true));
+    case Format::kAvif:
+      // effort 2 of 0-9: at 200x150 the default 4 took 7x as long (170 ms
+      // against 25) for a file within 3% of the size.
+      return image.heifsave_buffer(
+          VImage::option()
+              ->set("Q", quality)
+              ->set("compression", static_cast<int>(VIPS_FOREIGN_HEIF_COMPRESSION_AV1))
+              ->set("bitdepth", 8)
+              ->set("effort", 2)
+              ->set("strip", true));
+  }
+  throw VError("unknown output format");
+}
+
+std::vector<std::byte> take_blob(VipsBlob* blob) {
+  std::unique_ptr<VipsBlob, void (*)(VipsBlob*)> owned(
+      blob, [](VipsBlob* b) { vips_area_unref(VIPS_AREA(b)); });
+  std::size_t length = 0;
+  const auto* data = static_cast<const std::byte*>(vips_blob_get(blob, &length));
+  return std::vector<std::byte>(data, data + length);
+}
+
+Result<EncodedThumbnail> encode(const VImage& image, SizeSpec spec, const ResizeSettings& settings) {
+  const std::string context = "encode " + std::string(format_name(settings.format)) + " failed";
+  return vips_step(Code::kEncodeFailed, context, [&] {
+    return EncodedThumbnail{spec, image.width(), image.height(),
+                            take_blob(save(settings.format, prepare_for(settings.format, image),
+                                           settings.quality))};
+  });
+}
+
+Status check_settings(const ResizeSettings& settings) {
+  if (settings.sizes.empty()) return Status(Code::kInvalidArgument, "no thumbnail sizes requested");
+  for (const SizeSpec& spec : settings.sizes) {
+    if (spec.width <= 0 || spec.height < 0) {
+      return Status(Code::kInvalidArgument, "bad thumbnail size " + spec.label());
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+ResizeSettings ResizeSettings::From(const Options& options) {
+  ResizeSettings settings;
+  settings.sizes = options.sizes;
+  settings.format = options.format;
+  settings.quality = options.quality;
+  settings.max_pixels = options.max_pixels;
+  settings.allow_untrusted_formats = options.allow_untrusted_formats;
+  return settings;
+}
+
+void init_vips(const char* argv0, bool allow_untrusted_formats) {
+  static std::once_flag once;
+  std::call_once(once, [&] {
+    // Decoder warnings ("not enough data", "ignoring nclx profile") would
+    // scribble over the coordinator's progress line; the per-source outcome
+    // already says what matters. VIPS_WARNING=1 in the environment keeps them.
+    ::setenv("VIPS_WARNING", "0", /*overwrite=*/0);
+    if (std::string_view(::getenv("VIPS_WARNING")) != "0") ::unsetenv("VIPS_WARNING");
+    if (VIPS_INIT(argv0) != 0) {
+      std::fprintf(stderr, "thumbmill: cannot start libvips: %s\n",
+                   take_vips_error().text.c_str());
+      std::exit(kChildFatalExit);  // no point in starting another worker
+    }
+    // One worker per core already: a libvips thread pool each would
+    // oversubscribe the machine.
+    vips_concurrency_set(1);
+    // Every job is a different image; a cache only holds memory and files.
+    vips_cache_set_max(0);
+    vips_cache_set_max_mem(0);
+    vips_cache_set_max_files(0);
+    vips_block_untrusted_set(allow_untrusted_formats ? FALSE : TRUE);
+  });
+}
+
+Result<std::vector<EncodedThumbnail>> make_thumbnails(const ImageSource& source,
+                                                      const ResizeSettings& settings) {
+  vips_error_clear();  // a stale message from an earlier job must not leak in
+  if (Status valid = check_settings(settings); !valid.ok()) return valid;
+
+  Result<VSource> opened = open_source(source);
+  if (!opened.ok()) return opened.status();
+  const char* origin = source.path.empty() ? "body" : "file";
+  if (Status loader = check_loader(*opened, origin, settings.allow_untrusted_formats); !loader.ok()) {
+    return loader;
+  }
+  Result<SourceInfo> info = check_header(*opened, settings.max_pixels);
+  if (!info.ok()) return info.status();
+
+  const std::size_t largest = largest_size(info->upright, settings.sizes);
+  Result<VImage> decoded = decode(*opened, *info, settings.sizes[largest]);
+  if (!decoded.ok()) return decoded.status();
+
+  std::vector<EncodedThumbnail> out;
+  out.reserve(settings.sizes.size());
+  for (std::size_t i = 0; i < settings.sizes.size(); ++i) {
+    const SizeSpec spec = settings.sizes[i];
+    Result<VImage> resized = i == largest ? Result<VImage>(*decoded) : derive(*decoded, spec);
+    if (!resized.ok()) return resized.status();
+    Result<EncodedThumbnail> encoded = encode(*resized, spec, settings);
+    if (!encoded.ok()) return encoded.status();
+    out.push_back(std::move(encoded).value());
+  }
+  return out;
+}
+
+}  // namespace thumbmill

@@ -46,14 +46,19 @@ struct ImageSource {
 
 /// Starts libvips for this process: one libvips thread, no operation cache,
 /// untrusted loaders blocked unless allowed. Call once per process, after it
-/// started (never before a fork). Ends the process with a message if libvips
-/// cannot start.
+/// started (never before a fork); later calls do nothing. Ends the process
+/// with exit status 3 and a message if libvips cannot start.
 void init_vips(const char* argv0, bool allow_untrusted_formats);
 
 /// Makes every size in `settings.sizes`, in that order. Never upscales: a
-/// source smaller than a size comes out at its own size.
+/// source smaller than a size comes out at its own size. Output is 8-bit
+/// sRGB (JPEG: alpha flattened onto white), stripped of metadata, and the
+/// same input always gives the same bytes.
 /// Failures: kNotAnImage (empty, HTML, random bytes), kUntrustedFormat,
-/// kTooManyPixels, kCorruptImage (truncated or damaged), kEncodeFailed.
+/// kTooManyPixels, kCorruptImage (truncated or damaged), kEncodeFailed;
+/// kIoError when `source.path` cannot be opened; kInvalidArgument for an
+/// empty or invalid size list.
+/// REQUIRES: init_vips has run. Safe to call from several threads.
 Result<std::vector<EncodedThumbnail>> make_thumbnails(const ImageSource& source,
                                                       const ResizeSettings& settings);
 
