@@ -62,6 +62,7 @@ Result<Pipeline> make_process_pipeline(const Options& options) {
   p.queue = JobQueue::Create(p.segment->data(), p.segment->size(), slots, arena);
   p.crew = std::make_unique<ProcessCrew>(downloader, worker,
                                          child_arguments(p.segment->name(), options, p.temp_dir.path()));
+  p.workers = std::max(1, options.workers);
   return p;
 }
 
@@ -565,8 +566,10 @@ void Coordinator::ShowProgress(bool force) {
 }
 
 std::vector<ProcessRow> Coordinator::ProcessRows() const {
+  // The coordinator's own thread: in the threaded build the children are
+  // threads of this process, and RUSAGE_SELF would count them twice.
   rusage self{};
-  ::getrusage(RUSAGE_SELF, &self);
+  ::getrusage(RUSAGE_THREAD, &self);
   ProcessRow me{"coordinator", static_cast<std::int32_t>(::getpid()),
                 {self.ru_utime.tv_sec + self.ru_utime.tv_usec / 1e6, self.ru_stime.tv_sec + self.ru_stime.tv_usec / 1e6,
                  self.ru_maxrss},
@@ -584,7 +587,7 @@ int Coordinator::Run() {
   signal_fd_ = ::signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
   if (signal_fd_ < 0) return std::perror("signalfd"), kExitFatal;
 
-  workers_wanted_ = std::max(1, options_.workers);
+  workers_wanted_ = pipe_.workers;
   window_ = queue_.slot_count() + 2 * static_cast<std::size_t>(options_.downloads);
   if (Status st = StartDownloader(); !st.ok()) Fatal(st.ToString());
   RespawnWorkers();

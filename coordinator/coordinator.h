@@ -51,6 +51,9 @@ struct Pipeline {
   std::unique_ptr<HeapQueueMemory> heap;      // threaded build
   std::optional<JobQueue> queue;  // a view into `segment` or `heap`
   std::unique_ptr<Crew> crew;
+  // Resize workers the loop keeps running. 0 for the sequential baseline,
+  // whose one "downloader" child also resizes.
+  int workers = 1;
 };
 
 /// Queue slots for a run: enough for every transfer, every worker and a

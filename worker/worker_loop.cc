@@ -54,8 +54,7 @@ void maybe_crash_for_test(const char* stem) {
   if (pill && *pill && std::strstr(stem, pill)) ::abort();
 }
 
-ResizeOutcome process(JobQueue& queue, JobQueue::SlotId id, const Options& options,
-                      const ResizeSettings& settings) {
+ResizeOutcome process(JobQueue& queue, JobQueue::SlotId id, const Options& options) {
   const JobSlot& job = queue.slot(id);
   ResizeOutcome out;
   out.source_id = job.source_id;
@@ -74,7 +73,7 @@ ResizeOutcome process(JobQueue& queue, JobQueue::SlotId id, const Options& optio
     out.body_bytes = body.size();
   }
   const auto start = Clock::now();
-  auto thumbs = make_thumbnails(source, settings);
+  auto thumbs = make_thumbnails(source, ResizeSettings::From(options));
   Status status = thumbs.ok() ? write_outputs(*thumbs, job.stem, options, out) : thumbs.status();
   out.resize_ms = ms_since(start);
   if (!status.ok()) {
@@ -86,21 +85,23 @@ ResizeOutcome process(JobQueue& queue, JobQueue::SlotId id, const Options& optio
 
 }  // namespace
 
+bool handle_job(JobQueue& queue, JobQueue::SlotId id, const Options& options, int result_fd) {
+  const ResizeOutcome out = process(queue, id, options);
+  if (!write_record(result_fd, MessageType::kResizeOutcome, out).ok()) return false;
+  // A spilled body's file is ours to remove once the job is done with.
+  const std::string temp_path = queue.slot(id).path_is_temp ? queue.slot(id).path : "";
+  queue.Release(id);
+  if (!temp_path.empty()) ::unlink(temp_path.c_str());
+  return true;
+}
+
 int run_worker(JobQueue& queue, const Options& options, int result_fd, std::int32_t owner) {
-  const ResizeSettings settings = ResizeSettings::From(options);
   for (;;) {
     JobQueue::SlotId id;
     const TakeResult taken = queue.Take(owner, std::chrono::milliseconds(500), &id);
     if (taken == TakeResult::kClosed) return 0;
     if (taken == TakeResult::kTimeout) continue;
-
-    const ResizeOutcome out = process(queue, id, options, settings);
-    const bool reported = write_record(result_fd, MessageType::kResizeOutcome, out).ok();
-    // A spilled body's file is ours to remove once the job is done with.
-    const std::string temp_path = queue.slot(id).path_is_temp ? queue.slot(id).path : "";
-    if (!reported) return 1;  // coordinator gone: leave the job to be reclaimed
-    queue.Release(id);
-    if (!temp_path.empty()) ::unlink(temp_path.c_str());
+    if (!handle_job(queue, id, options, result_fd)) return 1;  // coordinator gone
   }
 }
 

@@ -15,9 +15,11 @@
 
 namespace thumbmill {
 
-struct WorkerStats {
-  std::uint64_t jobs = 0;
-};
+/// Makes the thumbnails of the job this caller took (`slot`), writes them,
+/// reports a ResizeOutcome to `result_fd`, then releases the slot. Returns
+/// false when the outcome could not be reported (the slot is then left
+/// taken, for the supervisor to reclaim).
+bool handle_job(JobQueue& queue, JobQueue::SlotId slot, const Options& options, int result_fd);
 
 /// Runs until the queue is closed and drained, or the result pipe breaks.
 /// `owner` identifies this worker in the queue (its pid, or its thread id in
