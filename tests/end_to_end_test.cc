@@ -52,6 +52,7 @@ Photos& photos() {
 }
 
 fs::path coordinator() { return build_dir() / "coordinator" / "coordinator"; }
+fs::path coordinator_threaded() { return build_dir() / "coordinator" / "coordinator-threaded"; }
 
 /// A port on loopback with nothing listening.
 int closed_port() {
@@ -105,10 +106,11 @@ struct Run {
 
   Run() { fs::create_directories(temp); }
 
-  CommandResult& Go(const std::string& list, std::vector<std::string> flags, CommandOptions options = {}) {
+  CommandResult& Go(const std::string& list, std::vector<std::string> flags, CommandOptions options = {},
+                    const fs::path& binary = coordinator()) {
     const fs::path list_path = work / "urls.txt";
     write_file(list_path, list);
-    std::vector<std::string> argv = {coordinator().string(), "--out", out.string(), "--report", report.string()};
+    std::vector<std::string> argv = {binary.string(), "--out", out.string(), "--report", report.string()};
     argv.insert(argv.end(), flags.begin(), flags.end());
     argv.push_back(options.stdin_text.empty() ? list_path.string() : "-");
     options.env["TMPDIR"] = temp.string();
@@ -371,4 +373,51 @@ TEST_CASE("the full job: 12 MP photos from loopback, three widths each, one summ
   CHECK(count_rows(run.result.err, "downloader") == 1);
   MESSAGE("full job: " << count << " photos in " << run.result.seconds << " s\n" << run.result.err);
   run.CheckClean();
+}
+
+TEST_CASE("processes, threads and the sequential baseline write byte-identical thumbnails and reports") {
+  Photos& p = photos();
+  Server server(p.dir.path());
+  std::string list;
+  for (int i = 0; i < 12; ++i) list += server.url(p.names[i]) + "\n";
+  list += (p.dir.path() / "drawing0000.png").string() + "\n";
+  list += server.url("fault/404") + "\n" + server.url("fault/truncated/" + p.names[0]) + "\n";
+  const std::vector<std::string> flags = {"--sizes", "200,64,32,90x90", "--format", "webp", "--fetch-attempts", "1"};
+
+  Run processes, threads, sequential;
+  processes.Go(list, [&] { auto f = flags; f.insert(f.end(), {"--workers", "2"}); return f; }());
+  threads.Go(list, [&] { auto f = flags; f.insert(f.end(), {"--workers", "2"}); return f; }(), {}, coordinator_threaded());
+  sequential.Go(list, [&] { auto f = flags; f.insert(f.end(), {"--workers", "0"}); return f; }(), {}, coordinator_threaded());
+  CHECK(processes.result.exit_code == 1);
+  CHECK(threads.result.exit_code == 1);
+  CHECK(sequential.result.exit_code == 1);
+
+  // The same files, byte for byte.
+  std::set<std::string> names;
+  for (const auto& e : fs::directory_iterator(processes.out)) names.insert(e.path().filename().string());
+  CHECK(names.size() == 13 * 4);
+  for (const Run* other : {&threads, &sequential}) {
+    std::set<std::string> other_names;
+    for (const auto& e : fs::directory_iterator(other->out)) other_names.insert(e.path().filename().string());
+    CHECK(other_names == names);
+    for (const auto& name : names) {
+      INFO(name);
+      CHECK(read_file(processes.out / name) == read_file(other->out / name));
+    }
+  }
+  // The same report, but for timings and where the files went.
+  auto normalised = [](const Run& run) {
+    std::map<std::string, json> m;
+    for (json e : read_report(run.report)) {
+      e.erase("ms");
+      for (auto& o : e["outputs"]) o["path"] = fs::path(o["path"].get<std::string>()).filename().string();
+      m[e["url"]] = e;
+    }
+    return m;
+  };
+  CHECK(normalised(threads) == normalised(processes));
+  CHECK(normalised(sequential) == normalised(processes));
+  processes.CheckClean();
+  threads.CheckClean();
+  sequential.CheckClean();
 }
