@@ -110,7 +110,7 @@ class Coordinator {
   bool AlreadyDone(const std::string& stem, std::vector<OutputFile>* outputs) const;
   void SendRequests();
   void Finish(std::uint64_t id, SourceResult result);
-  void FinishFailed(std::uint64_t id, Code code, std::string error);
+  void FinishFailed(std::uint64_t id, Code code, std::string error, std::uint32_t attempts = 0);
   SourceResult ResultFor(const InFlight& s) const;
 
   // Outcomes.
@@ -123,7 +123,8 @@ class Coordinator {
   Status StartWorker();
   void ReapChildren();
   void OnDownloaderExit(const ChildExit& e);
-  void OnWorkerExit(const ChildExit& e, double lived_s);
+  void OnWorkerExit(const ChildExit& e, double lived_s, std::uint64_t jobs);
+  void SettleCrashedJob(const SlotView& job, const std::string& reason);
   void RespawnWorkers();
   void CheckDeadlines();
   void Fatal(std::string message);
@@ -160,6 +161,7 @@ class Coordinator {
   int request_fd_ = -1;  // our end of the downloader's request pipe
   int workers_wanted_ = 0;
   static constexpr int kMaxQuickDeaths = 6;
+  static constexpr std::uint32_t kMaxAttempts = 2;  // resize attempts per source
   int quick_deaths_ = 0;  // workers that died within a second of starting, in a row
   Clock::time_point respawn_at_{};
   std::map<std::int32_t, std::string> kill_reasons_;
@@ -283,10 +285,11 @@ void Coordinator::Finish(std::uint64_t id, SourceResult result) {
   inflight_.erase(id);
 }
 
-void Coordinator::FinishFailed(std::uint64_t id, Code code, std::string error) {
+void Coordinator::FinishFailed(std::uint64_t id, Code code, std::string error, std::uint32_t attempts) {
   auto it = inflight_.find(id);
   if (it == inflight_.end()) return;
   SourceResult r = ResultFor(it->second);
+  r.attempts = attempts;
   r.code = code;
   r.error = std::move(error);
   Finish(id, std::move(r));
@@ -395,7 +398,7 @@ void Coordinator::ReapChildren() {
     if (e.role == Role::kDownloader)
       OnDownloaderExit(e);
     else
-      OnWorkerExit(e, lived_s);
+      OnWorkerExit(e, lived_s, jobs);
   }
 }
 
@@ -419,44 +422,59 @@ void Coordinator::OnDownloaderExit(const ChildExit& e) {
     to_send_.push_back(id);
   }
   std::sort(to_send_.begin(), to_send_.end());
-  std::fprintf(stderr, "thumbmill: downloader %d ended (%s); restarting it, %zu sources to fetch again\n",
-               e.id, e.Describe().c_str(), to_send_.size());
+  ++totals_.downloader_restarts;
   if (Status st = StartDownloader(); !st.ok()) Fatal("cannot restart the downloader: " + st.ToString());
 }
 
-void Coordinator::OnWorkerExit(const ChildExit& e, double lived_s) {
+void Coordinator::OnWorkerExit(const ChildExit& e, double lived_s, std::uint64_t jobs) {
   std::string reason = "worker crashed (" + e.Describe() + ")";
   if (auto k = kill_reasons_.find(e.id); k != kill_reasons_.end()) {
     reason = k->second;
     kill_reasons_.erase(k);
   }
-  for (const SlotView& held : queue_.ReclaimDead(e.id)) {
-    const JobSlot& slot = queue_.slot(held.slot);
-    const bool pending = inflight_.count(held.source_id) > 0;
-    if (pending && held.attempt < 2 && !draining_) {
-      queue_.Requeue(held.slot);  // its body is still in the arena
-      continue;
-    }
-    if (slot.path_is_temp) ::unlink(slot.path);
-    queue_.Free(held.slot);
-    if (pending)
-      FinishFailed(held.source_id, Code::kWorkerCrashed,
-                   reason + (held.attempt >= 2 ? " on " + std::to_string(held.attempt) + " attempts" : ""));
-  }
+  const std::vector<SlotView> held = queue_.ReclaimDead(e.id);
+  for (const SlotView& job : held) SettleCrashedJob(job, reason);
+
   const bool clean = !e.signaled && e.exit_code == 0;
   if (draining_ && clean) return;
   if (!e.signaled && e.exit_code == kChildFatalExit) return Fatal("a worker could not start (see above)");
   if (draining_) return;
-  // A worker that dies young, again and again, is broken (a missing library,
-  // a bad binary): back off, then give up instead of spinning.
-  if (lived_s < 1.0) {
+  // A worker that ends young without ever holding a job, again and again,
+  // is broken (a missing library, a bad binary): back off, then give up
+  // instead of spinning. One killed from outside, or on a job, is not.
+  const bool startup_failure = held.empty() && jobs == 0 && lived_s < 1.0 && e.signal != SIGKILL;
+  if (startup_failure) {
     if (++quick_deaths_ >= kMaxQuickDeaths)
-      return Fatal("workers keep dying at start-up (last: " + e.Describe() + ")");
+      return Fatal("workers keep failing at start-up (last: " + e.Describe() + ")");
     respawn_at_ = Clock::now() + std::chrono::milliseconds(std::min(2000, 50 << quick_deaths_));
   } else {
     quick_deaths_ = 0;
   }
-  std::fprintf(stderr, "thumbmill: worker %d ended (%s); starting another\n", e.id, e.Describe().c_str());
+  ++totals_.worker_restarts;
+}
+
+/// A job whose worker died: tried again once (its body is still in the
+/// arena), failed on the second death (a poison pill must not take down
+/// workers forever), or just freed if its outcome had already arrived.
+void Coordinator::SettleCrashedJob(const SlotView& job, const std::string& reason) {
+  // A worker killed mid-write leaves a hidden temp file; its name is known.
+  for (const SizeSpec& size : options_.sizes) {
+    const auto name = thumbnail_file_name(queue_.slot(job.slot).stem, size, options_.format);
+    ::unlink(output_temp_path(options_.out_dir / name, job.owner).c_str());
+  }
+  const bool pending = inflight_.count(job.source_id) > 0;
+  if (pending && job.attempt < kMaxAttempts && !draining_) {
+    queue_.Requeue(job.slot);
+    return;
+  }
+  const JobSlot& slot = queue_.slot(job.slot);
+  if (slot.path_is_temp) ::unlink(slot.path);
+  queue_.Free(job.slot);
+  if (!pending) return;
+  if (draining_ && job.attempt < kMaxAttempts)
+    return FinishFailed(job.source_id, Code::kInterrupted, "interrupted before it finished", job.attempt);
+  FinishFailed(job.source_id, Code::kWorkerCrashed, reason + " on " + std::to_string(job.attempt) + " attempts",
+               job.attempt);
 }
 
 /// Keeps `workers_wanted_` workers running, throttled: a worker that dies

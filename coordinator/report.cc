@@ -1,5 +1,6 @@
 #include "coordinator/report.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cinttypes>
 
@@ -87,11 +88,43 @@ std::string format_summary(const RunTotals& t, double wall_s, const std::vector<
   if (t.duplicates) line(", %" PRIu64 " duplicate lines ignored", t.duplicates);
   line("\nthumbnails  %" PRIu64 " written, %s\n", t.thumbnails, human_bytes(t.bytes_out).c_str());
   line("downloaded  %s\n", human_bytes(t.bytes_in).c_str());
-  line("wall time   %.2f s, %.1f images/s\n\n", wall_s, rate);
+  line("wall time   %.2f s, %.1f images/s\n", wall_s, rate);
+  if (t.worker_restarts || t.downloader_restarts)
+    line("restarts    %" PRIu64 " worker, %" PRIu64 " downloader (after crashes or kills)\n", t.worker_restarts,
+         t.downloader_restarts);
+  line("\n");
   line("%-12s %8s %9s %9s %10s %7s  %s\n", "process", "pid", "user s", "sys s", "peak RSS", "jobs", "ended");
-  for (const ProcessRow& r : rows)
+  auto row = [&](const ProcessRow& r) {
     line("%-12s %8d %9.2f %9.2f %7.1f MB %7" PRIu64 "  %s\n", r.role.c_str(), r.pid, r.usage.user_s,
          r.usage.system_s, r.usage.max_rss_kb / 1024.0, r.jobs, r.ended.c_str());
+  };
+  // After a crash storm, the processes that ended early are folded into one
+  // row per role so the table stays readable; the rest get a row each.
+  constexpr std::size_t kMaxEarlyRows = 8;
+  std::size_t early = 0;
+  for (const ProcessRow& r : rows) early += r.ended != "exit 0" && r.ended != "-";
+  if (early <= kMaxEarlyRows) {
+    for (const ProcessRow& r : rows) row(r);
+    return out;
+  }
+  std::vector<ProcessRow> folded;
+  for (const ProcessRow& r : rows) {
+    if (r.ended == "exit 0" || r.ended == "-") {
+      row(r);
+      continue;
+    }
+    auto it = std::find_if(folded.begin(), folded.end(), [&](const ProcessRow& f) { return f.role == r.role; });
+    if (it == folded.end()) it = folded.insert(folded.end(), {r.role, 0, {}, 0, ""});
+    it->usage.user_s += r.usage.user_s;
+    it->usage.system_s += r.usage.system_s;
+    it->usage.max_rss_kb = std::max(it->usage.max_rss_kb, r.usage.max_rss_kb);
+    it->jobs += r.jobs;
+    it->pid += 1;  // counts them
+  }
+  for (ProcessRow& f : folded) {
+    line("%-12s %8s %9.2f %9.2f %7.1f MB %7" PRIu64 "  %d ended early (crashed or killed)\n", f.role.c_str(), "*",
+         f.usage.user_s, f.usage.system_s, f.usage.max_rss_kb / 1024.0, f.jobs, f.pid);
+  }
   return out;
 }
 

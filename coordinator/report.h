@@ -63,6 +63,8 @@ struct RunTotals {
   std::uint64_t thumbnails = 0;
   std::uint64_t bytes_in = 0;
   std::uint64_t bytes_out = 0;
+  std::uint64_t worker_restarts = 0;
+  std::uint64_t downloader_restarts = 0;
   std::uint64_t sources_read = 0;  // distinct sources seen so far
   bool list_done = false;          // sources_read is the final total
 };

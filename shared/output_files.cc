@@ -38,11 +38,14 @@ bool is_output_temp_name(std::string_view name) {
   return name.size() > 1 && name[0] == '.' && name.find(kTempMarker) != std::string_view::npos;
 }
 
+std::filesystem::path output_temp_path(const std::filesystem::path& path, int writer) {
+  return path.parent_path() / ("." + path.filename().string() + std::string(kTempMarker) + std::to_string(writer));
+}
+
 Status write_file_atomically(const std::filesystem::path& path, std::span<const std::byte> bytes,
                              bool durable) {
   const auto dir = path.parent_path();
-  const auto temp = dir / ("." + path.filename().string() + std::string(kTempMarker) +
-                           std::to_string(::gettid()));
+  const auto temp = output_temp_path(path, static_cast<int>(::gettid()));
   const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return Status::FromErrno("cannot create " + temp.string());
   Status status = write_all(fd, bytes, temp.string());

@@ -21,6 +21,9 @@ namespace thumbmill {
 Status write_file_atomically(const std::filesystem::path& path, std::span<const std::byte> bytes,
                              bool durable);
 
+/// The temp file a writer with thread id `writer` uses for `path`.
+std::filesystem::path output_temp_path(const std::filesystem::path& path, int writer);
+
 /// Whether `name` is one of our temp files (".<name>.tmp.<pid>").
 bool is_output_temp_name(std::string_view name);
 

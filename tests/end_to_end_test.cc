@@ -82,19 +82,6 @@ std::map<std::string, json> by_url(const std::vector<json>& entries) {
   return m;
 }
 
-/// Processes still running one of our child executables.
-int our_processes_alive() {
-  int n = 0;
-  const fs::path worker = fs::weakly_canonical(build_dir() / "worker" / "worker");
-  const fs::path downloader = fs::weakly_canonical(build_dir() / "downloader" / "downloader");
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator("/proc", ec)) {
-    const auto exe = fs::read_symlink(e.path() / "exe", ec);
-    if (!ec && (exe == worker || exe == downloader)) ++n;
-  }
-  return n;
-}
-
 /// One coordinator run in its own output and temp directories.
 struct Run {
   ScratchDir work{"run"};
@@ -102,7 +89,6 @@ struct Run {
   fs::path temp = work / "tmp";
   fs::path report = work / "report.jsonl";
   CommandResult result;
-  std::set<std::string> shm_before = our_shm_segments();
 
   Run() { fs::create_directories(temp); }
 
@@ -123,11 +109,10 @@ struct Run {
   /// Nothing of the run is left: segment, temp files, half-written outputs,
   /// child processes.
   void CheckClean() const {
-    CHECK(our_shm_segments() == shm_before);
+    CHECK(run_leftovers(result.pid).empty());
     CHECK(fs::is_empty(temp));
     if (fs::exists(out))
       for (const auto& e : fs::directory_iterator(out)) CHECK(e.path().filename().string()[0] != '.');
-    CHECK(our_processes_alive() == 0);
   }
 };
 

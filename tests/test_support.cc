@@ -87,6 +87,7 @@ CommandResult run_command(const std::vector<std::string>& argv, const CommandOpt
   const pid_t pid = ::fork();
   if (pid == 0) exec_child(argv, options.env, in, (io / "out").string(), (io / "err").string());
   CommandResult r;
+  r.pid = pid;
   r.exit_code = wait_with_timeout(pid, options.timeout_s);
   if (r.exit_code == -1) {
     r.timed_out = true;
@@ -169,6 +170,19 @@ std::set<std::string> our_shm_segments() {
     if (name.rfind("thumbmill-", 0) == 0) names.insert(name);
   }
   return names;
+}
+
+std::vector<std::string> run_leftovers(pid_t coordinator) {
+  std::vector<std::string> left;
+  const std::string tag = "thumbmill-" + std::to_string(coordinator) + "-";
+  for (const std::string& name : our_shm_segments())
+    if (name.rfind(tag, 0) == 0) left.push_back("/dev/shm/" + name);
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string cmdline = read_file(e.path() / "cmdline");
+    if (cmdline.find(tag) != std::string::npos) left.push_back("process " + e.path().filename().string());
+  }
+  return left;
 }
 
 std::vector<pid_t> children_of(pid_t parent) {

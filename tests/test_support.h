@@ -32,6 +32,7 @@ class ScratchDir {
 };
 
 struct CommandResult {
+  pid_t pid = -1;
   int exit_code = -1;  // 128 + signal when killed by one
   std::string out;
   std::string err;
@@ -82,6 +83,11 @@ void make_images(const std::filesystem::path& dir, int count, const std::vector<
 
 /// Names in /dev/shm that start with "thumbmill-".
 std::set<std::string> our_shm_segments();
+
+/// What a coordinator run with pid `coordinator` left behind: its
+/// /dev/shm segment ("thumbmill-<pid>-<start>") and live processes whose
+/// command line names that segment (its children). Empty when nothing.
+std::vector<std::string> run_leftovers(pid_t coordinator);
 
 /// Pids of live processes whose parent is `parent`.
 std::vector<pid_t> children_of(pid_t parent);

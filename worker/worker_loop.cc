@@ -47,11 +47,15 @@ Status write_outputs(const std::vector<EncodedThumbnail>& thumbs, const std::str
   return Status::Ok();
 }
 
-/// Test-only fault hook: with THUMBMILL_TEST_CRASH_ON=<text> set, a worker
-/// kills itself on any job whose stem contains <text> (a poison pill).
-void maybe_crash_for_test(const char* stem) {
-  static const char* pill = std::getenv("THUMBMILL_TEST_CRASH_ON");
-  if (pill && *pill && std::strstr(stem, pill)) ::abort();
+/// Test-only fault hooks, read only when set: a job whose stem contains
+/// $THUMBMILL_TEST_CRASH_ON crashes its worker (a poison pill), and one whose
+/// stem contains $THUMBMILL_TEST_HANG_ON hangs it (a decoder stuck in a loop).
+void maybe_fault_for_test(const char* stem) {
+  static const char* crash = std::getenv("THUMBMILL_TEST_CRASH_ON");
+  static const char* hang = std::getenv("THUMBMILL_TEST_HANG_ON");
+  if (crash && *crash && std::strstr(stem, crash)) ::abort();
+  if (hang && *hang && std::strstr(stem, hang))
+    for (;;) ::pause();
 }
 
 ResizeOutcome process(JobQueue& queue, JobQueue::SlotId id, const Options& options) {
@@ -60,7 +64,7 @@ ResizeOutcome process(JobQueue& queue, JobQueue::SlotId id, const Options& optio
   out.source_id = job.source_id;
   out.attempt = job.attempt;
   out.fetch_ms = job.fetch_ms;
-  maybe_crash_for_test(job.stem);
+  maybe_fault_for_test(job.stem);
 
   ImageSource source;
   if (job.path[0]) {
