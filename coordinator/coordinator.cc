@@ -59,7 +59,7 @@ Result<Pipeline> make_process_pipeline(const Options& options) {
   auto segment = SharedSegment::Create(JobQueue::RequiredBytes(slots, arena));
   if (!segment.ok()) return segment.status();
   p.segment = std::move(segment.value());
-  p.queue = JobQueue::Create(p.segment->data(), p.segment->size(), slots, arena);
+  p.queue = JobQueue::Create(p.segment->data(), p.segment->size(), slots, arena, Placement::kShared);
   p.crew = std::make_unique<ProcessCrew>(downloader, worker,
                                          child_arguments(p.segment->name(), options, p.temp_dir.path()));
   p.workers = std::max(1, options.workers);

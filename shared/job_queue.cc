@@ -2,6 +2,7 @@
 
 #include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -51,6 +52,7 @@ struct JobQueue::Header {
   std::uint64_t next_seq = 1;
   std::uint64_t cursor = 0;  // where the last extent ended: allocation goes round the arena
   std::atomic<std::uint32_t> closed{0};
+  Placement placement = Placement::kPrivate;
 };
 
 std::int64_t monotonic_ms() {
@@ -64,7 +66,7 @@ std::size_t JobQueue::RequiredBytes(std::uint32_t slots, std::uint64_t arena_byt
 }
 
 JobQueue JobQueue::Create(void* memory, std::size_t size, std::uint32_t slots,
-                          std::uint64_t arena_bytes) {
+                          std::uint64_t arena_bytes, Placement placement) {
   if (size < RequiredBytes(slots, arena_bytes)) {
     std::fprintf(stderr, "thumbmill: queue memory too small (internal error)\n");
     std::abort();
@@ -76,6 +78,7 @@ JobQueue JobQueue::Create(void* memory, std::size_t size, std::uint32_t slots,
   header->slot_count = slots;
   header->arena_size = align_up(arena_bytes);
   header->total_size = size;
+  header->placement = placement;
   header->version = kVersion;
   std::atomic_thread_fence(std::memory_order_release);
   header->magic = kMagic;  // last: a reader that sees it sees the rest
@@ -239,8 +242,20 @@ void JobQueue::SpillToPath(SlotId id, std::string_view path) {
   header_->space.post();
 }
 
+void JobQueue::DropPages(SlotId id) {
+  const JobSlot& s = slots_[id];
+  if (header_->placement != Placement::kShared || s.capacity == 0) return;
+  // Whole pages, rounded outwards: a neighbour's bytes on a shared edge page
+  // are safe, since only this process's page-table entries go.
+  static const std::uintptr_t page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto begin = reinterpret_cast<std::uintptr_t>(arena_ + s.offset) & ~(page - 1);
+  const auto end = (reinterpret_cast<std::uintptr_t>(arena_ + s.offset + s.capacity) + page - 1) & ~(page - 1);
+  ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
 void JobQueue::Publish(SlotId id, std::uint64_t length, std::uint32_t fetch_ms) {
   JobSlot& s = slots_[id];
+  DropPages(id);  // the producer is done writing; consumers map it afresh
   {
     std::lock_guard guard(header_->lock);
     s.length = length;
@@ -294,6 +309,7 @@ TakeResult JobQueue::Take(std::int32_t owner, std::chrono::milliseconds timeout,
 }
 
 void JobQueue::Release(SlotId id) {
+  DropPages(id);
   {
     std::lock_guard guard(header_->lock);
     FreeLocked(id);
@@ -412,7 +428,7 @@ HeapQueueMemory::HeapQueueMemory(std::uint32_t slots, std::uint64_t arena_bytes)
           std::perror("thumbmill: mmap of the queue arena");
           std::exit(3);
         }
-        return JobQueue::Create(memory_, size_, slots, arena_bytes);
+        return JobQueue::Create(memory_, size_, slots, arena_bytes, Placement::kPrivate);
       }()) {}
 
 HeapQueueMemory::~HeapQueueMemory() { ::munmap(memory_, size_); }

@@ -96,6 +96,13 @@ struct QueueStats {
 
 enum class TakeResult { kJob, kTimeout, kClosed };
 
+/// Where the queue's block lives. With kShared, each process maps the same
+/// pages, and a process that is done with a body drops its own mapping of
+/// it (madvise MADV_DONTNEED: the data stays in the segment), so its
+/// resident memory holds only the bodies it is working on. With kPrivate
+/// (one process, ordinary memory) that would discard the data: pages stay.
+enum class Placement { kShared, kPrivate };
+
 class JobQueue {
  public:
   using SlotId = std::uint32_t;
@@ -104,9 +111,9 @@ class JobQueue {
   static std::size_t RequiredBytes(std::uint32_t slots, std::uint64_t arena_bytes);
 
   /// Builds a new, empty queue in `memory` (zero-filled, at least
-  /// RequiredBytes long, 64-byte aligned).
+  /// RequiredBytes long, page aligned).
   static JobQueue Create(void* memory, std::size_t size, std::uint32_t slots,
-                         std::uint64_t arena_bytes);
+                         std::uint64_t arena_bytes, Placement placement);
   /// Attaches to a queue another process built. Fails when the block does not
   /// hold one (wrong magic or version, or sizes that do not add up).
   static Result<JobQueue> Attach(void* memory, std::size_t size);
@@ -127,7 +134,8 @@ class JobQueue {
   /// gives its arena extent back. REQUIRES: caller owns the kFilling slot.
   void SpillToPath(SlotId slot, std::string_view path);
 
-  /// Makes the job available to consumers. REQUIRES: length <= capacity.
+  /// Makes the job available to consumers. REQUIRES: length <= capacity, or
+  /// any length for a path job (capacity 0: it is the file's size).
   void Publish(SlotId slot, std::uint64_t length, std::uint32_t fetch_ms);
 
   /// Gives back a kFilling slot whose download failed.
@@ -188,6 +196,8 @@ class JobQueue {
   // REQUIRES: the lock is held.
   std::optional<std::uint64_t> FindRoom(std::uint64_t capacity, std::uint64_t from) const;
   bool ExtentIsFree(std::uint64_t offset, std::uint64_t end, SlotId except) const;
+  /// Drops this process's mapping of the slot's body pages (kShared only).
+  void DropPages(SlotId slot);
   void FreeLocked(SlotId slot);
 
   Header* header_;

@@ -206,7 +206,10 @@ TEST_CASE("kill storm: 20 SIGKILLs of busy workers, every source exactly once, o
   CHECK(status == 0);
   CHECK(kills == 20);
   const auto report = run.ReportByUrl(300);
-  for (const auto& [url, e] : report) CHECK(e["status"] == "ok");
+  for (const auto& [url, e] : report) {
+    INFO(e.dump());
+    CHECK(e["status"] == "ok");
+  }
   check_same_outputs(run.out, clean);
   MESSAGE("kill storm: " << kills << " kills over " << storm_s << " s\n" << run.process->err());
   run.CheckClean();
@@ -429,7 +432,10 @@ TEST_CASE("1000 worker restarts leave the coordinator with no extra descriptors 
   }
   INFO(run.process->err().substr(0, 2000));
   CHECK(run.process->Wait(0) == 1);
-  CHECK(max_fds <= fds_at_start);       // each dead worker's pipe was closed
+  // Each dead worker's pipe is closed: a leak would grow with every restart.
+  // A spawn in progress briefly holds a few more (the new pipe, Boost's
+  // exec-error pipe).
+  CHECK(max_fds <= fds_at_start + 4);
   CHECK(lasting_zombies == 0);          // reaped promptly (a zombie seen over ~200 ms would count)
   const auto report = run.ReportByUrl(restarts / 2);
   for (const auto& [url, e] : report) CHECK(e["attempts"] == 2);

@@ -209,7 +209,7 @@ struct ForkedQueue {
 ForkedQueue make_shared_queue(std::uint32_t slots, std::uint64_t arena) {
   auto seg = SharedSegment::Create(JobQueue::RequiredBytes(slots, arena));
   REQUIRE(seg.ok());
-  JobQueue q = JobQueue::Create((*seg)->data(), (*seg)->size(), slots, arena);
+  JobQueue q = JobQueue::Create((*seg)->data(), (*seg)->size(), slots, arena, Placement::kShared);
   return {std::move(seg.value()), q};
 }
 
