@@ -67,15 +67,6 @@ int closed_port() {
   return ntohs(addr.sin_port);
 }
 
-std::vector<json> read_report(const fs::path& path) {
-  std::vector<json> entries;
-  std::ifstream in(path);
-  std::string line;
-  while (std::getline(in, line))
-    if (!line.empty()) entries.push_back(json::parse(line));
-  return entries;
-}
-
 std::map<std::string, json> by_url(const std::vector<json>& entries) {
   std::map<std::string, json> m;
   for (const auto& e : entries) m[e["url"].get<std::string>()] = e;

@@ -62,15 +62,6 @@ std::vector<pid_t> children_running(pid_t parent, const fs::path& binary) {
   return out;
 }
 
-std::vector<json> read_report(const fs::path& path) {
-  std::vector<json> entries;
-  std::ifstream in(path);
-  std::string line;
-  while (std::getline(in, line))
-    if (!line.empty()) entries.push_back(json::parse(line));
-  return entries;
-}
-
 /// One coordinator run in its own directories, in the background.
 struct Run {
   ScratchDir work{"fault"};

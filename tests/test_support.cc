@@ -218,6 +218,15 @@ std::string read_file(const std::filesystem::path& path) {
   return s.str();
 }
 
+std::vector<nlohmann::json> read_report(const std::filesystem::path& path) {
+  std::vector<nlohmann::json> entries;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line))
+    if (!line.empty()) entries.push_back(nlohmann::json::parse(line));
+  return entries;
+}
+
 void write_file(const std::filesystem::path& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary);
   out << text;

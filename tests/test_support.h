@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 namespace thumbmill::testing {
 
 /// The build and source trees, from THUMBMILL_BUILD_DIR / THUMBMILL_SOURCE_DIR
@@ -96,6 +98,8 @@ std::vector<pid_t> children_of(pid_t parent);
 std::pair<int, int> image_size(const std::filesystem::path& path);
 
 std::string read_file(const std::filesystem::path& path);
+/// The entries of a --report file, one JSON object per line.
+std::vector<nlohmann::json> read_report(const std::filesystem::path& path);
 void write_file(const std::filesystem::path& path, const std::string& text);
 
 }  // namespace thumbmill::testing
