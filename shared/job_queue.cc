@@ -242,20 +242,24 @@ void JobQueue::SpillToPath(SlotId id, std::string_view path) {
   header_->space.post();
 }
 
-void JobQueue::DropPages(SlotId id) {
+void JobQueue::DropPages(SlotId id, bool released) {
   const JobSlot& s = slots_[id];
-  if (header_->placement != Placement::kShared || s.capacity == 0) return;
-  // Whole pages, rounded outwards: a neighbour's bytes on a shared edge page
-  // are safe, since only this process's page-table entries go.
+  const bool shared = header_->placement == Placement::kShared;
+  if (s.capacity == 0 || (!shared && !released)) return;
   static const std::uintptr_t page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
-  const auto begin = reinterpret_cast<std::uintptr_t>(arena_ + s.offset) & ~(page - 1);
-  const auto end = (reinterpret_cast<std::uintptr_t>(arena_ + s.offset + s.capacity) + page - 1) & ~(page - 1);
-  ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+  const auto first = reinterpret_cast<std::uintptr_t>(arena_ + s.offset);
+  const auto last = reinterpret_cast<std::uintptr_t>(arena_ + s.offset + s.capacity);
+  // Shared: round outwards (a neighbour's bytes on an edge page are safe,
+  // only this process's page-table entries go). Private: round inwards, since
+  // the bytes themselves go.
+  const auto begin = shared ? first & ~(page - 1) : (first + page - 1) & ~(page - 1);
+  const auto end = shared ? (last + page - 1) & ~(page - 1) : last & ~(page - 1);
+  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
 }
 
 void JobQueue::Publish(SlotId id, std::uint64_t length, std::uint32_t fetch_ms) {
   JobSlot& s = slots_[id];
-  DropPages(id);  // the producer is done writing; consumers map it afresh
+  DropPages(id, /*released=*/false);  // the producer is done writing; consumers map it afresh
   {
     std::lock_guard guard(header_->lock);
     s.length = length;
@@ -309,7 +313,7 @@ TakeResult JobQueue::Take(std::int32_t owner, std::chrono::milliseconds timeout,
 }
 
 void JobQueue::Release(SlotId id) {
-  DropPages(id);
+  DropPages(id, /*released=*/true);
   {
     std::lock_guard guard(header_->lock);
     FreeLocked(id);

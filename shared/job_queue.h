@@ -96,11 +96,13 @@ struct QueueStats {
 
 enum class TakeResult { kJob, kTimeout, kClosed };
 
-/// Where the queue's block lives. With kShared, each process maps the same
-/// pages, and a process that is done with a body drops its own mapping of
-/// it (madvise MADV_DONTNEED: the data stays in the segment), so its
-/// resident memory holds only the bodies it is working on. With kPrivate
-/// (one process, ordinary memory) that would discard the data: pages stay.
+/// Where the queue's block lives, which decides how memory is given back.
+/// kShared: every process maps the same pages; a process done with a body
+/// (the producer at Publish, the consumer at Release) drops its own mapping
+/// of it (MADV_DONTNEED; the data stays in the segment), so its resident
+/// memory holds only the bodies it is working on. kPrivate (one process,
+/// ordinary memory): MADV_DONTNEED discards the data itself, so only a
+/// released body's whole pages are dropped, which returns them to the system.
 enum class Placement { kShared, kPrivate };
 
 class JobQueue {
@@ -196,8 +198,9 @@ class JobQueue {
   // REQUIRES: the lock is held.
   std::optional<std::uint64_t> FindRoom(std::uint64_t capacity, std::uint64_t from) const;
   bool ExtentIsFree(std::uint64_t offset, std::uint64_t end, SlotId except) const;
-  /// Drops this process's mapping of the slot's body pages (kShared only).
-  void DropPages(SlotId slot);
+  /// Gives back the pages of the slot's body (see Placement). `released`:
+  /// the body is no longer needed by anyone.
+  void DropPages(SlotId slot, bool released);
   void FreeLocked(SlotId slot);
 
   Header* header_;

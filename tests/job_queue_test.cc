@@ -124,6 +124,20 @@ TEST_CASE("release out of order leaves a gap that is reused") {
   CHECK(q.slot(*slot).offset == q.slot(b).offset);
 }
 
+TEST_CASE("releasing a body gives its pages back without touching a neighbour's bytes") {
+  HeapQueueMemory mem(4, 1 << 20);
+  JobQueue& q = mem.queue();
+  // Sizes that are not page multiples, so the two bodies share a page.
+  produce(q, 1, 10'000);
+  produce(q, 2, 10'000);
+  JobQueue::SlotId first, second;
+  take_id(q, &first);
+  take_id(q, &second);
+  q.Release(first);
+  auto body = q.body(second);
+  CHECK(std::all_of(body.begin(), body.end(), [](std::byte b) { return b == std::byte{2}; }));
+}
+
 TEST_CASE("Grow keeps the bytes, in place or by moving") {
   HeapQueueMemory mem(4, 256 * 1024);
   JobQueue& q = mem.queue();
