@@ -59,6 +59,9 @@ Result<Pipeline> make_process_pipeline(const Options& options) {
   auto segment = SharedSegment::Create(JobQueue::RequiredBytes(slots, arena));
   if (!segment.ok()) return segment.status();
   p.segment = std::move(segment.value());
+  // The header and slots, which Create writes now; arena pages are reserved
+  // by the downloader as it fills them.
+  if (Status st = p.segment->Reserve(0, JobQueue::RequiredBytes(slots, 0)); !st.ok()) return st;
   p.queue = JobQueue::Create(p.segment->data(), p.segment->size(), slots, arena, Placement::kShared);
   p.crew = std::make_unique<ProcessCrew>(downloader, worker,
                                          child_arguments(p.segment->name(), options, p.temp_dir.path()));

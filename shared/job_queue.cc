@@ -162,9 +162,25 @@ std::optional<std::uint64_t> JobQueue::FindRoom(std::uint64_t capacity, std::uin
   return first_fit;
 }
 
+bool JobQueue::ReserveArena(std::uint64_t offset, std::uint64_t length) const {
+  if (!reserver_ || length == 0) return true;
+  const auto base = static_cast<std::uint64_t>(arena_ - reinterpret_cast<std::byte*>(header_));
+  return reserver_(base + offset, length);
+}
+
 std::optional<JobQueue::SlotId> JobQueue::Reserve(const JobInfo& info, std::uint64_t capacity,
                                                   std::int32_t owner) {
-  capacity = align_up(capacity);
+  auto slot = Claim(info, align_up(capacity), owner);
+  // The extent is ours now: its pages can be reserved without the lock.
+  if (slot && !ReserveArena(slots_[*slot].offset, slots_[*slot].capacity)) {
+    Abandon(*slot);
+    return std::nullopt;
+  }
+  return slot;
+}
+
+std::optional<JobQueue::SlotId> JobQueue::Claim(const JobInfo& info, std::uint64_t capacity,
+                                                std::int32_t owner) {
   if (capacity > header_->arena_size) return std::nullopt;
   std::lock_guard guard(header_->lock);
   std::optional<SlotId> found;
@@ -201,21 +217,35 @@ bool JobQueue::Grow(SlotId id, std::uint64_t capacity) {
   JobSlot& s = slots_[id];
   if (capacity <= s.capacity) return true;
   if (capacity > header_->arena_size) return false;
-  std::uint64_t target;
+  std::uint64_t target = 0;
+  std::uint64_t old_capacity = 0;  // set when grown in place
   {
     std::lock_guard guard(header_->lock);
     if (s.capacity && s.offset + capacity <= header_->arena_size &&
         ExtentIsFree(s.offset + s.capacity, s.offset + capacity, id)) {
-      s.capacity = capacity;
+      old_capacity = s.capacity;
+      s.capacity = capacity;  // claimed in place
       header_->cursor = std::max(header_->cursor, s.offset + capacity);
-      return true;
+    } else {
+      auto room = FindRoom(capacity, header_->cursor);
+      if (!room) return false;
+      target = *room;
+      s.move_offset = target;
+      s.move_capacity = capacity;  // claimed: FindRoom now skips it
+      header_->cursor = target + capacity;
     }
-    auto room = FindRoom(capacity, header_->cursor);
-    if (!room) return false;
-    target = *room;
-    s.move_offset = target;
-    s.move_capacity = capacity;  // claimed: FindRoom now skips it
-    header_->cursor = target + capacity;
+  }
+  if (old_capacity) {  // grown in place: only the new tail needs pages
+    if (ReserveArena(s.offset + old_capacity, capacity - old_capacity)) return true;
+    std::lock_guard guard(header_->lock);
+    s.capacity = old_capacity;
+    return false;
+  }
+  if (!ReserveArena(target, capacity)) {
+    std::lock_guard guard(header_->lock);
+    s.move_capacity = 0;
+    s.move_offset = 0;
+    return false;
   }
   // The slot is ours and both extents are claimed, so the copy needs no lock.
   if (s.capacity) std::memcpy(arena_ + target, arena_ + s.offset, s.capacity);

@@ -26,6 +26,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -122,9 +123,18 @@ class JobQueue {
 
   // ----- producer -------------------------------------------------------
 
+  /// How this process makes arena pages safe to touch before it writes to
+  /// them (the shared placement reserves them in /dev/shm; see
+  /// SharedSegment::Reserve). Called with byte offsets into the queue's
+  /// block; an extent it fails for is not handed out. Per process, not
+  /// shared: set it after Create or Attach. Default: none needed.
+  using PageReserver = std::function<bool(std::uint64_t offset, std::uint64_t length)>;
+  void set_page_reserver(PageReserver reserver) { reserver_ = std::move(reserver); }
+
   /// Claims a free slot with an arena extent of `capacity` bytes (0 for a
   /// job whose body is a path) for `owner`. nullopt: no slot or no
-  /// contiguous room right now; WaitForSpace and try again.
+  /// contiguous room right now (or its pages could not be reserved);
+  /// WaitForSpace and try again.
   std::optional<SlotId> Reserve(const JobInfo& info, std::uint64_t capacity, std::int32_t owner);
 
   /// Enlarges a kFilling slot's extent to `capacity`, keeping its bytes:
@@ -195,6 +205,8 @@ class JobQueue {
   JobQueue(Header* header, JobSlot* slots, std::byte* arena)
       : header_(header), slots_(slots), arena_(arena) {}
 
+  /// Reserve's bookkeeping, under the lock.
+  std::optional<SlotId> Claim(const JobInfo& info, std::uint64_t capacity, std::int32_t owner);
   // REQUIRES: the lock is held.
   std::optional<std::uint64_t> FindRoom(std::uint64_t capacity, std::uint64_t from) const;
   bool ExtentIsFree(std::uint64_t offset, std::uint64_t end, SlotId except) const;
@@ -203,9 +215,13 @@ class JobQueue {
   void DropPages(SlotId slot, bool released);
   void FreeLocked(SlotId slot);
 
+  /// Asks the reserver for the arena bytes [offset, offset + length).
+  bool ReserveArena(std::uint64_t offset, std::uint64_t length) const;
+
   Header* header_;
   JobSlot* slots_;
   std::byte* arena_;
+  PageReserver reserver_;
 };
 
 /// The threaded build's placement: the queue's block in ordinary (anonymous,

@@ -48,7 +48,13 @@ AttachedChild attach_child(const char* role, int argc, char** argv) {
   if (!segment.ok()) die(role, segment.status().ToString(), kChildFatalExit);
   auto queue = JobQueue::Attach((*segment)->data(), (*segment)->size());
   if (!queue.ok()) die(role, queue.status().ToString(), kChildFatalExit);
-  return AttachedChild{std::move(args), std::move(segment.value()), queue.value()};
+  AttachedChild child{std::move(args), std::move(segment.value()), queue.value()};
+  // Producers reserve an extent's pages before writing to it: a full
+  // /dev/shm then refuses the extent instead of killing us with SIGBUS.
+  child.queue.set_page_reserver([seg = child.segment.get()](std::uint64_t offset, std::uint64_t length) {
+    return seg->Reserve(offset, length).ok();
+  });
+  return child;
 }
 
 }  // namespace thumbmill

@@ -55,6 +55,10 @@ bool is_stale_run_name(std::string_view name) {
   return process_start_time(pid) != start;
 }
 
+/// A close-on-exec descriptor of segment `name` (Boost's own is not, and
+/// children must not inherit it).
+int open_cloexec(const std::string& name) { return ::shm_open(("/" + name).c_str(), O_RDWR | O_CLOEXEC, 0); }
+
 std::string mib(std::uint64_t bytes) { return std::to_string((bytes + (1 << 20) - 1) >> 20) + " MiB"; }
 
 }  // namespace
@@ -76,18 +80,14 @@ Result<std::unique_ptr<SharedSegment>> SharedSegment::Create(std::size_t size) {
   const std::string name = run_name();
   try {
     bip::shared_memory_object shm(bip::create_only, name.c_str(), bip::read_write);
-    // Reserve the pages now: Boost 1.74 only ftruncates, and touching a page
-    // /dev/shm cannot back would kill us with SIGBUS mid-run.
-    const int fd = shm.get_mapping_handle().handle;
-    if (const int err = ::posix_fallocate(fd, 0, static_cast<off_t>(size)); err != 0) {
-      bip::shared_memory_object::remove(name.c_str());
-      if (err == ENOSPC)
-        return Status(Code::kIoError, "not enough room in /dev/shm for the queue: need " + mib(size) +
-                                          " (lower --queue-mb)");
-      return Status::FromErrno("posix_fallocate /dev/shm/" + name, err);
-    }
+    shm.truncate(static_cast<bip::offset_t>(size));
     bip::mapped_region region(shm, bip::read_write, 0, size);
-    return std::unique_ptr<SharedSegment>(new SharedSegment(name, std::move(region), true));
+    const int fd = open_cloexec(name);
+    if (fd < 0) {
+      bip::shared_memory_object::remove(name.c_str());
+      return Status::FromErrno("shm_open /dev/shm/" + name);
+    }
+    return std::unique_ptr<SharedSegment>(new SharedSegment(name, std::move(region), fd, true));
   } catch (const bip::interprocess_exception& e) {
     bip::shared_memory_object::remove(name.c_str());
     return Status(Code::kIoError, "cannot create shared memory /dev/shm/" + name + ": " + e.what());
@@ -98,13 +98,24 @@ Result<std::unique_ptr<SharedSegment>> SharedSegment::Open(const std::string& na
   try {
     bip::shared_memory_object shm(bip::open_only, name.c_str(), bip::read_write);
     bip::mapped_region region(shm, bip::read_write);
-    return std::unique_ptr<SharedSegment>(new SharedSegment(name, std::move(region), false));
+    const int fd = open_cloexec(name);
+    if (fd < 0) return Status::FromErrno("shm_open /dev/shm/" + name);
+    return std::unique_ptr<SharedSegment>(new SharedSegment(name, std::move(region), fd, false));
   } catch (const bip::interprocess_exception& e) {
     return Status(Code::kIoError, "cannot open shared memory /dev/shm/" + name + ": " + e.what());
   }
 }
 
+Status SharedSegment::Reserve(std::size_t offset, std::size_t length) const {
+  const int err = ::posix_fallocate(fd_, static_cast<off_t>(offset), static_cast<off_t>(length));
+  if (err == ENOSPC || err == EFBIG)
+    return Status(Code::kIoError, "/dev/shm is full: cannot reserve " + mib(length) + " of the queue");
+  if (err != 0) return Status::FromErrno("posix_fallocate /dev/shm/" + name_, err);
+  return Status::Ok();
+}
+
 SharedSegment::~SharedSegment() {
+  ::close(fd_);
   if (owner_) bip::shared_memory_object::remove(name_.c_str());
 }
 

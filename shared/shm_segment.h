@@ -30,9 +30,8 @@ inline constexpr const char* kShmDir = "/dev/shm";
 class SharedSegment {
  public:
   /// Creates and maps a new zero-filled segment of `size` bytes named after
-  /// this run. Fails with a clear message when /dev/shm lacks room (the pages
-  /// are reserved up front, so a full /dev/shm never shows up later as a
-  /// SIGBUS).
+  /// this run. Fails with a clear message when /dev/shm has less room free.
+  /// Its pages are not reserved yet: see Reserve.
   static Result<std::unique_ptr<SharedSegment>> Create(std::size_t size);
   /// Maps an existing segment (in a child).
   static Result<std::unique_ptr<SharedSegment>> Open(const std::string& name);
@@ -46,12 +45,21 @@ class SharedSegment {
   std::size_t size() const { return region_.get_size(); }
   const std::string& name() const { return name_; }
 
+  /// Reserves the pages of [offset, offset + length) in /dev/shm
+  /// (posix_fallocate). A page of a segment that /dev/shm cannot back kills
+  /// whoever touches it with SIGBUS (Boost 1.74 only ftruncates); reserved
+  /// first, it is an ENOSPC instead. Reserving all 256 MiB up front would
+  /// cost ~0.1 s of zeroing at every start and pin the whole arena, so each
+  /// writer reserves what it is about to touch (JobQueue::set_page_reserver).
+  Status Reserve(std::size_t offset, std::size_t length) const;
+
  private:
-  SharedSegment(std::string name, boost::interprocess::mapped_region region, bool owner)
-      : name_(std::move(name)), region_(std::move(region)), owner_(owner) {}
+  SharedSegment(std::string name, boost::interprocess::mapped_region region, int fd, bool owner)
+      : name_(std::move(name)), region_(std::move(region)), fd_(fd), owner_(owner) {}
 
   std::string name_;
   boost::interprocess::mapped_region region_;
+  int fd_;  // close-on-exec: children open their own
   bool owner_;
 };
 

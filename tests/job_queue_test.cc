@@ -138,6 +138,31 @@ TEST_CASE("releasing a body gives its pages back without touching a neighbour's 
   CHECK(std::all_of(body.begin(), body.end(), [](std::byte b) { return b == std::byte{2}; }));
 }
 
+TEST_CASE("an extent whose pages cannot be reserved is not handed out") {
+  HeapQueueMemory mem(4, 256 * 1024);
+  JobQueue& q = mem.queue();
+  std::uint64_t allowed = 0;  // bytes the reserver agrees to, in all
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> asked;
+  q.set_page_reserver([&](std::uint64_t offset, std::uint64_t length) {
+    asked.push_back({offset, length});
+    if (length > allowed) return false;
+    allowed -= length;
+    return true;
+  });
+  CHECK_FALSE(q.Reserve(info(1), 1024, 1));  // refused: nothing claimed
+  CHECK(q.Stats().free == 4);
+  allowed = 1024;
+  auto slot = q.Reserve(info(2), 1024, 1);
+  REQUIRE(slot);
+  CHECK(asked.back().second == 1024);
+  CHECK_FALSE(q.Grow(*slot, 4096));  // the new pages are refused too
+  CHECK(q.slot(*slot).capacity == 1024);
+  CHECK(q.slot(*slot).move_capacity == 0);
+  allowed = 1 << 20;
+  CHECK(q.Grow(*slot, 4096));
+  CHECK(asked.back().second == 3072);  // grown in place: only the new tail
+}
+
 TEST_CASE("Grow keeps the bytes, in place or by moving") {
   HeapQueueMemory mem(4, 256 * 1024);
   JobQueue& q = mem.queue();
