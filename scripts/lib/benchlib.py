@@ -442,6 +442,38 @@ def check_run(name, m, out_dir=None, expected_files=None):
                 f"log {m.log}:\n{log_tail(m.log)}")
 
 
+def first_output_ms(cmd, out_dir, timeout_s=60):
+    """Milliseconds from starting cmd to the first complete file in out_dir.
+
+    Outputs appear by rename, so the first visible (non-hidden) name is a
+    whole thumbnail. Polls every 0.2 ms; waits for cmd to finish."""
+    out_dir = Path(out_dir)
+    start = time.monotonic()
+    proc = subprocess.Popen([str(c) for c in cmd], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = None
+    while first is None and time.monotonic() - start < timeout_s:
+        try:
+            if any(not e.name.startswith(".") for e in os.scandir(out_dir)):
+                first = (time.monotonic() - start) * 1000
+        except FileNotFoundError:
+            pass
+        if first is None:
+            time.sleep(0.0002)
+    proc.wait()
+    return first
+
+
+def summary_rows(text, role):
+    """Rows of a coordinator summary's process table for `role`, as dicts."""
+    rows = []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 7 and parts[0] == role and parts[1].isdigit():
+            rows.append({"pid": int(parts[1]), "user_s": float(parts[2]), "sys_s": float(parts[3]),
+                         "peak_rss_mb": float(parts[4]), "jobs": int(parts[6])})
+    return rows
+
+
 def median_of(ms):
     """Median of each figure over repeated runs (each figure on its own)."""
     if len(ms) == 1:
