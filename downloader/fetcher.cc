@@ -576,6 +576,7 @@ struct Fetcher::Impl {
   std::vector<CURL*> idle_handles;  // reused: they keep their settings
   std::vector<std::unique_ptr<Transfer>> transfers;
   std::vector<FetchOutcome> outcomes;
+  std::uint64_t frees_seen = 0;  // JobQueue::frees() at the last ServiceWaiting
 };
 
 Fetcher::Impl::~Impl() {
@@ -712,11 +713,21 @@ void Fetcher::Impl::Unpause(Transfer& t) {
 
 void Fetcher::Impl::ServiceWaiting() {
   const std::int64_t now = now_ms();
+  // A paused transfer is retried only when the queue gave something back
+  // since, or when it has waited long enough to be spilled: unpausing makes
+  // libcurl run at once, so unpausing every turn would spin this loop.
+  const std::uint64_t frees = ctx.queue.frees();
+  const bool space_freed = frees != frees_seen;
+  frees_seen = frees;
   for (auto& p : transfers) {
     Transfer& t = *p;
-    if (t.phase == Phase::kRunning && t.paused) Unpause(t);
-    else if (t.phase == Phase::kRetryWait && now >= t.retry_at_ms) StartTry(t);
-    else if (t.phase == Phase::kPublishWait) TryPublish(t);
+    if (t.phase == Phase::kRunning && t.paused) {
+      if (space_freed || now - t.paused_since_ms >= kMaxPauseMs) Unpause(t);
+    } else if (t.phase == Phase::kRetryWait && now >= t.retry_at_ms) {
+      StartTry(t);
+    } else if (t.phase == Phase::kPublishWait) {
+      TryPublish(t);
+    }
   }
 }
 

@@ -53,6 +53,9 @@ struct JobQueue::Header {
   std::uint64_t cursor = 0;  // where the last extent ended: allocation goes round the arena
   std::atomic<std::uint32_t> closed{0};
   Placement placement = Placement::kPrivate;
+  // Counts every time a slot or arena space was given back, so a producer
+  // whose Reserve failed need not scan again until something was.
+  std::atomic<std::uint64_t> frees{0};
 };
 
 std::int64_t monotonic_ms() {
@@ -168,9 +171,25 @@ bool JobQueue::ReserveArena(std::uint64_t offset, std::uint64_t length) const {
   return reserver_(base + offset, length);
 }
 
+std::uint64_t JobQueue::frees() const { return header_->frees.load(std::memory_order_acquire); }
+
+void JobQueue::SpaceFreed() {
+  header_->frees.fetch_add(1, std::memory_order_release);
+  header_->space.post();
+}
+
 std::optional<JobQueue::SlotId> JobQueue::Reserve(const JobInfo& info, std::uint64_t capacity,
                                                   std::int32_t owner) {
-  auto slot = Claim(info, align_up(capacity), owner);
+  capacity = align_up(capacity);
+  // Nothing given back since a request at least this large failed: it
+  // would fail again (a paused transfer retries often while the arena is full).
+  const std::uint64_t frees = header_->frees.load(std::memory_order_acquire);
+  if (frees == failed_at_frees_ && capacity >= failed_capacity_) return std::nullopt;
+  auto slot = Claim(info, capacity, owner);
+  if (!slot) {
+    failed_at_frees_ = frees;
+    failed_capacity_ = capacity;
+  }
   // The extent is ours now: its pages can be reserved without the lock.
   if (slot && !ReserveArena(slots_[*slot].offset, slots_[*slot].capacity)) {
     Abandon(*slot);
@@ -256,7 +275,7 @@ bool JobQueue::Grow(SlotId id, std::uint64_t capacity) {
     s.move_capacity = 0;  // the old extent is free from here on
     s.move_offset = 0;
   }
-  header_->space.post();
+  SpaceFreed();
   return true;
 }
 
@@ -269,27 +288,23 @@ void JobQueue::SpillToPath(SlotId id, std::string_view path) {
     s.capacity = 0;
     s.offset = 0;
   }
-  header_->space.post();
+  SpaceFreed();
 }
 
-void JobQueue::DropPages(SlotId id, bool released) {
+void JobQueue::DropPages(SlotId id) {
   const JobSlot& s = slots_[id];
-  const bool shared = header_->placement == Placement::kShared;
-  if (s.capacity == 0 || (!shared && !released)) return;
+  if (header_->placement != Placement::kShared || s.capacity == 0) return;
+  // Whole pages, rounded outwards: a neighbour's bytes on a shared edge page
+  // are safe, since only this process's page-table entries go.
   static const std::uintptr_t page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
-  const auto first = reinterpret_cast<std::uintptr_t>(arena_ + s.offset);
-  const auto last = reinterpret_cast<std::uintptr_t>(arena_ + s.offset + s.capacity);
-  // Shared: round outwards (a neighbour's bytes on an edge page are safe,
-  // only this process's page-table entries go). Private: round inwards, since
-  // the bytes themselves go.
-  const auto begin = shared ? first & ~(page - 1) : (first + page - 1) & ~(page - 1);
-  const auto end = shared ? (last + page - 1) & ~(page - 1) : last & ~(page - 1);
-  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+  const auto begin = reinterpret_cast<std::uintptr_t>(arena_ + s.offset) & ~(page - 1);
+  const auto end = (reinterpret_cast<std::uintptr_t>(arena_ + s.offset + s.capacity) + page - 1) & ~(page - 1);
+  ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
 }
 
 void JobQueue::Publish(SlotId id, std::uint64_t length, std::uint32_t fetch_ms) {
   JobSlot& s = slots_[id];
-  DropPages(id, /*released=*/false);  // the producer is done writing; consumers map it afresh
+  DropPages(id);  // the producer is done writing; consumers map it afresh
   {
     std::lock_guard guard(header_->lock);
     s.length = length;
@@ -306,7 +321,7 @@ void JobQueue::Abandon(SlotId id) {
     std::lock_guard guard(header_->lock);
     FreeLocked(id);
   }
-  header_->space.post();
+  SpaceFreed();
 }
 
 void JobQueue::WaitForSpace(std::chrono::milliseconds timeout) {
@@ -343,12 +358,12 @@ TakeResult JobQueue::Take(std::int32_t owner, std::chrono::milliseconds timeout,
 }
 
 void JobQueue::Release(SlotId id) {
-  DropPages(id, /*released=*/true);
+  DropPages(id);
   {
     std::lock_guard guard(header_->lock);
     FreeLocked(id);
   }
-  header_->space.post();
+  SpaceFreed();
 }
 
 // ----- supervisor ----------------------------------------------------------
@@ -409,7 +424,7 @@ std::vector<SlotView> JobQueue::ReclaimDead(std::int32_t dead) {
       }
     }
   }
-  if (freed) header_->space.post();
+  if (freed) SpaceFreed();
   // The dead consumer may have swallowed an items token.
   header_->items.post();
   return taken;
@@ -431,7 +446,7 @@ void JobQueue::Free(SlotId id) {
     std::lock_guard guard(header_->lock);
     FreeLocked(id);
   }
-  header_->space.post();
+  SpaceFreed();
 }
 
 bool JobQueue::FreeIfReady(SlotId id) {
@@ -440,7 +455,7 @@ bool JobQueue::FreeIfReady(SlotId id) {
     if (slots_[id].current() != SlotState::kReady) return false;
     FreeLocked(id);
   }
-  header_->space.post();
+  SpaceFreed();
   return true;
 }
 

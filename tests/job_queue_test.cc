@@ -124,7 +124,7 @@ TEST_CASE("release out of order leaves a gap that is reused") {
   CHECK(q.slot(*slot).offset == q.slot(b).offset);
 }
 
-TEST_CASE("releasing a body gives its pages back without touching a neighbour's bytes") {
+TEST_CASE("releasing a body leaves a neighbour's bytes on a shared page alone") {
   HeapQueueMemory mem(4, 1 << 20);
   JobQueue& q = mem.queue();
   // Sizes that are not page multiples, so the two bodies share a page.

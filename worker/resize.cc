@@ -23,6 +23,7 @@
 #include "shared/wire.h"
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -416,6 +417,13 @@ ResizeSettings ResizeSettings::From(const Options& options) {
 void init_vips(const char* argv0, bool allow_untrusted_formats) {
   static std::once_flag once;
   std::call_once(once, [&] {
+    // libvips allocates and frees pixel buffers of a few hundred KiB for
+    // every image. Above glibc's mmap threshold each is a fresh mmap: a
+    // zero-filled page fault per 4 KiB, and in the threaded build a TLB
+    // shootdown on the other core at every munmap. Keeping them in the heap
+    // measured ~0.6 s less system time over 200 12 MP photos (threaded build).
+    ::mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    ::mallopt(M_TRIM_THRESHOLD, 64 << 20);
     // Decoder warnings ("not enough data", "ignoring nclx profile") would
     // scribble over the coordinator's progress line; the per-source outcome
     // already says what matters. VIPS_WARNING=1 in the environment keeps them.

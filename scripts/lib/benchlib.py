@@ -385,6 +385,7 @@ class Measurement:
     samples: int
     exit_status: int
     sampler_cpu_s: float = 0.0  # CPU the runner's sampler used (outside the tree)
+    peak_shm_mb: float = 0.0    # largest /dev/shm allocation of the run's queue segments
     pss_reads: int = 0
     log: str = ""
     extra: dict = field(default_factory=dict)
@@ -485,6 +486,7 @@ def median_of(ms):
         max_proc_rss_mb=med("max_proc_rss_mb"), processes=max(m.processes for m in ms),
         samples=sum(m.samples for m in ms), exit_status=0, log=ms[-1].log,
         sampler_cpu_s=med("sampler_cpu_s"), pss_reads=sum(m.pss_reads for m in ms),
+        peak_shm_mb=med("peak_shm_mb"),
         extra={k: statistics.median(m.extra[k] for m in ms) for k in ms[0].extra})
 
 
@@ -531,6 +533,21 @@ def _rss_pss_kb(pid):
     return rss, pss
 
 
+def _shm_kb(pids):
+    """KiB allocated in /dev/shm by thumbmill segments of these processes
+    (named thumbmill-<creator pid>-<start>). Bodies waiting in the queue live
+    there, mapped by no process, so no RSS or PSS counts them."""
+    total = 0
+    try:
+        for e in os.scandir("/dev/shm"):
+            parts = e.name.split("-")
+            if len(parts) == 3 and parts[0] == "thumbmill" and parts[1].isdigit() and int(parts[1]) in pids:
+                total += e.stat().st_blocks // 2
+    except OSError:
+        pass
+    return total
+
+
 def _runner(args):
     PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER = 1, 36
     libc = ctypes.CDLL(None, use_errno=True)
@@ -567,7 +584,7 @@ def _runner(args):
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, stop_tree)
     seen = set()
-    peak = {"rss": 0, "pss": 0, "samples": 0, "cpu": 0.0, "pss_at_rss": 0, "pss_reads": 0}
+    peak = {"rss": 0, "pss": 0, "samples": 0, "cpu": 0.0, "pss_at_rss": 0, "pss_reads": 0, "shm": 0}
     done = threading.Event()
 
     page_kb = os.sysconf("SC_PAGE_SIZE") // 1024
@@ -596,6 +613,7 @@ def _runner(args):
                 peak["pss_at_rss"] = max(peak["pss_at_rss"], rss)
                 peak["pss_reads"] += 1
             peak["rss"] = max(peak["rss"], rss)
+            peak["shm"] = max(peak["shm"], _shm_kb(set(pids)))
             peak["samples"] += 1
             n += 1
             done.wait(args.interval)
@@ -646,7 +664,7 @@ def _runner(args):
         wall_s=wall, user_s=user, sys_s=sys_,
         peak_rss_mb=peak["rss"] / 1024, peak_pss_mb=peak["pss"] / 1024,
         max_proc_rss_mb=maxrss / 1024, processes=len(seen), samples=peak["samples"],
-        sampler_cpu_s=peak["cpu"], pss_reads=peak["pss_reads"],
+        sampler_cpu_s=peak["cpu"], pss_reads=peak["pss_reads"], peak_shm_mb=peak["shm"] / 1024,
         exit_status=os.waitstatus_to_exitcode(status)))
     return 0
 
