@@ -90,6 +90,34 @@ struct InFlight {
   int http_status = 0;
 };
 
+/// Restarts of one role of child, throttled: a child that ends young without
+/// having done anything, again and again, is broken (a missing library, a
+/// bad binary), so each such end delays the next start (doubling up to 2 s),
+/// and six in a row end the run instead of a busy loop.
+struct RestartThrottle {
+  static constexpr int kMaxQuickDeaths = 6;
+  int quick_deaths = 0;
+  Clock::time_point not_before{};
+
+  /// Records an unexpected end; false when it is time to give up.
+  bool Record(bool startup_failure) {
+    if (!startup_failure) {
+      quick_deaths = 0;
+      return true;
+    }
+    if (++quick_deaths >= kMaxQuickDeaths) return false;
+    not_before = Clock::now() + std::chrono::milliseconds(std::min(2000, 50 << quick_deaths));
+    return true;
+  }
+  bool ready() const { return Clock::now() >= not_before; }
+};
+
+/// Whether a child's end looks like a failure to start: it lived under a
+/// second and did nothing. One killed from outside (SIGKILL) does not count.
+bool startup_failure(const ChildExit& e, double lived_s, std::uint64_t jobs) {
+  return jobs == 0 && lived_s < 1.0 && e.signal != SIGKILL;
+}
+
 struct Child {
   Child(Role r, int fd) : role(r), result_fd(fd) {}
   Role role;
@@ -125,7 +153,8 @@ class Coordinator {
   Status StartDownloader();
   Status StartWorker();
   void ReapChildren();
-  void OnDownloaderExit(const ChildExit& e);
+  void OnDownloaderExit(const ChildExit& e, double lived_s, std::uint64_t jobs);
+  void RestartDownloader();
   void OnWorkerExit(const ChildExit& e, double lived_s, std::uint64_t jobs);
   void SettleCrashedJob(const SlotView& job, const std::string& reason);
   void RespawnWorkers();
@@ -163,10 +192,10 @@ class Coordinator {
   std::int32_t downloader_ = 0;
   int request_fd_ = -1;  // our end of the downloader's request pipe
   int workers_wanted_ = 0;
-  static constexpr int kMaxQuickDeaths = 6;
   static constexpr std::uint32_t kMaxAttempts = 2;  // resize attempts per source
-  int quick_deaths_ = 0;  // workers that died within a second of starting, in a row
-  Clock::time_point respawn_at_{};
+  RestartThrottle worker_throttle_;
+  RestartThrottle downloader_throttle_;
+  bool downloader_wanted_ = false;  // it ended; start another when allowed
   std::map<std::int32_t, std::string> kill_reasons_;
   std::vector<ProcessRow> ended_rows_;
 
@@ -399,13 +428,13 @@ void Coordinator::ReapChildren() {
     }
     ended_rows_.push_back({std::string(role_name(e.role)), e.id, e.usage, jobs, e.Describe()});
     if (e.role == Role::kDownloader)
-      OnDownloaderExit(e);
+      OnDownloaderExit(e, lived_s, jobs);
     else
       OnWorkerExit(e, lived_s, jobs);
   }
 }
 
-void Coordinator::OnDownloaderExit(const ChildExit& e) {
+void Coordinator::OnDownloaderExit(const ChildExit& e, double lived_s, std::uint64_t jobs) {
   close_fd(request_fd_);
   downloader_ = 0;
   queue_.ReclaimDead(e.id);  // frees the bodies it was still filling
@@ -425,7 +454,15 @@ void Coordinator::OnDownloaderExit(const ChildExit& e) {
     to_send_.push_back(id);
   }
   std::sort(to_send_.begin(), to_send_.end());
+  if (!downloader_throttle_.Record(startup_failure(e, lived_s, jobs)))
+    return Fatal("the downloader keeps failing at start-up (last: " + e.Describe() + ")");
   ++totals_.downloader_restarts;
+  downloader_wanted_ = true;  // RestartDownloader starts it when the throttle allows
+}
+
+void Coordinator::RestartDownloader() {
+  if (!downloader_wanted_ || draining_ || !fatal_.empty() || !downloader_throttle_.ready()) return;
+  downloader_wanted_ = false;
   if (Status st = StartDownloader(); !st.ok()) Fatal("cannot restart the downloader: " + st.ToString());
 }
 
@@ -442,17 +479,9 @@ void Coordinator::OnWorkerExit(const ChildExit& e, double lived_s, std::uint64_t
   if (draining_ && clean) return;
   if (!e.signaled && e.exit_code == kChildFatalExit) return Fatal("a worker could not start (see above)");
   if (draining_) return;
-  // A worker that ends young without ever holding a job, again and again,
-  // is broken (a missing library, a bad binary): back off, then give up
-  // instead of spinning. One killed from outside, or on a job, is not.
-  const bool startup_failure = held.empty() && jobs == 0 && lived_s < 1.0 && e.signal != SIGKILL;
-  if (startup_failure) {
-    if (++quick_deaths_ >= kMaxQuickDeaths)
-      return Fatal("workers keep failing at start-up (last: " + e.Describe() + ")");
-    respawn_at_ = Clock::now() + std::chrono::milliseconds(std::min(2000, 50 << quick_deaths_));
-  } else {
-    quick_deaths_ = 0;
-  }
+  // One that died on a job is not failing to start, however young.
+  if (!worker_throttle_.Record(held.empty() && startup_failure(e, lived_s, jobs)))
+    return Fatal("workers keep failing at start-up (last: " + e.Describe() + ")");
   ++totals_.worker_restarts;
 }
 
@@ -487,7 +516,7 @@ void Coordinator::RespawnWorkers() {
   if (draining_ || !fatal_.empty()) return;
   int running = 0;
   for (const auto& [id, c] : children_) running += c.role == Role::kWorker;
-  if (running >= workers_wanted_ || Clock::now() < respawn_at_) return;
+  if (running >= workers_wanted_ || !worker_throttle_.ready()) return;
   for (; running < workers_wanted_; ++running) {
     if (Status st = StartWorker(); !st.ok()) return Fatal("cannot start a worker: " + st.ToString());
   }
@@ -619,6 +648,7 @@ int Coordinator::Run() {
     if (!draining_ && list_done_ && inflight_.empty()) BeginDrain();
     PollOnce();
     ReapChildren();
+    RestartDownloader();
     RespawnWorkers();
     CheckDeadlines();
     ShowProgress(false);

@@ -398,14 +398,24 @@ TEST_CASE("SIGTERM stops gracefully: no new sources, report and summary written,
   run.CheckClean();
 }
 
-TEST_CASE("a worker that fails at start-up again and again ends the run with exit 3") {
+TEST_CASE("a child that fails at start-up again and again ends the run with exit 3") {
   Photos& p = photos();
   Run run((p.dir / p.names[0]).string() + "\n");
-  const CommandResult r = run.RunToEnd({"--workers", "2"}, {{"THUMBMILL_TEST_WORKER_START_FAILS", "1"}}, 60);
+  std::string hook, message;
+  SUBCASE("workers") {
+    hook = "THUMBMILL_TEST_WORKER_START_FAILS";
+    message = "workers keep failing at start-up";
+  }
+  SUBCASE("the downloader") {
+    hook = "THUMBMILL_TEST_DOWNLOADER_START_FAILS";
+    message = "the downloader keeps failing at start-up";
+  }
+  const CommandResult r = run.RunToEnd({"--workers", "2"}, {{hook, "1"}}, 60);
   INFO(r.err);
   CHECK(r.exit_code == 3);
-  CHECK(r.err.find("workers keep failing at start-up") != std::string::npos);
-  CHECK(r.seconds < 20);  // backed off, then gave up: no busy loop
+  CHECK(r.err.find(message) != std::string::npos);
+  CHECK(r.seconds > 1);   // backed off between tries...
+  CHECK(r.seconds < 20);  // ...then gave up: no busy loop
   run.CheckClean();
 }
 
