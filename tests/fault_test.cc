@@ -190,8 +190,7 @@ int count_done(const fs::path& report) { return static_cast<int>(read_report(rep
 TEST_CASE("kill storm: 20 SIGKILLs of busy workers, every source exactly once, outputs as in a clean run") {
   Photos& p = photos();
   // Downloads pace the run (2 at a time, 30 ms each) so it lasts several
-  // seconds; a job takes ~10 ms, so a job requeued after a kill is done long
-  // before the next kill (>= 100 ms later) and no source is hit twice.
+  // seconds, long enough for 20 well-spaced kills.
   Server server(p.dir.path(), /*delay_ms=*/30);
   const std::string list = p.list(server, 300);
   const std::vector<std::string> flags = {"--workers", "2", "--downloads", "2"};
@@ -203,17 +202,27 @@ TEST_CASE("kill storm: 20 SIGKILLs of busy workers, every source exactly once, o
   std::mt19937 rng(42);
   int kills = 0;
   const auto start = std::chrono::steady_clock::now();
+  std::map<pid_t, std::chrono::steady_clock::time_point> first_seen;
+  int done_at_last_kill = -100;
   while (kills < 20 && run.process->Wait(0) == -1) {
-    // A busy worker is one on a CPU right now, not one waiting for work.
+    std::this_thread::sleep_for(2ms);
+    // The job of the last victim goes back to the head of the queue: let a
+    // few jobs finish first, so that job is done and no source is hit twice
+    // (a second hit would rightly fail it as a poison pill).
+    if (count_done(run.report) < done_at_last_kill + 4) continue;
+    // A busy worker: on a CPU right now, and past its start-up (a starting
+    // worker is on a CPU too, but holds no job).
+    const auto now = std::chrono::steady_clock::now();
     std::vector<pid_t> busy;
-    for (pid_t w : run.Workers())
-      if (process_state(w) == 'R') busy.push_back(w);
-    if (busy.empty()) {
-      std::this_thread::sleep_for(1ms);
-      continue;
+    for (pid_t w : run.Workers()) {
+      const auto seen = first_seen.emplace(w, now).first->second;
+      if (now - seen > 300ms && process_state(w) == 'R') busy.push_back(w);
     }
-    if (::kill(busy[rng() % busy.size()], SIGKILL) == 0) ++kills;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100 + rng() % 100));
+    if (busy.empty()) continue;
+    if (::kill(busy[rng() % busy.size()], SIGKILL) == 0) {
+      ++kills;
+      done_at_last_kill = count_done(run.report);
+    }
   }
   const double storm_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const int status = run.process->Wait(120);
