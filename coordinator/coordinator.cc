@@ -572,10 +572,10 @@ void Coordinator::BeginDrain() {
 /// Jobs no worker has started, and sources not yet in the queue, end as
 /// interrupted.
 void Coordinator::DropUnstarted() {
-  for (const SlotView& v : queue_.Snapshot())
-    if (v.state == SlotState::kReady && queue_.FreeIfReady(v.slot)) {
-      if (queue_.slot(v.slot).path_is_temp) ::unlink(queue_.slot(v.slot).path);
-    }
+  for (const SlotView& v : queue_.Snapshot()) {
+    if (v.state != SlotState::kReady || !queue_.FreeIfReady(v.slot)) continue;
+    if (queue_.slot(v.slot).path_is_temp) ::unlink(queue_.slot(v.slot).path);
+  }
 }
 
 bool Coordinator::Finished() const { return draining_ && children_.empty(); }

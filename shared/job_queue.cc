@@ -309,20 +309,12 @@ void JobQueue::Publish(SlotId id, std::uint64_t length, std::uint32_t fetch_ms) 
     std::lock_guard guard(header_->lock);
     s.length = length;
     s.fetch_ms = fetch_ms;
-    s.seq = header_->next_seq++;
-    s.owner.store(0, std::memory_order_relaxed);
-    s.state.store(static_cast<std::uint32_t>(SlotState::kReady), std::memory_order_release);
+    MakeReadyLocked(id, header_->next_seq++);
   }
   header_->items.post();
 }
 
-void JobQueue::Abandon(SlotId id) {
-  {
-    std::lock_guard guard(header_->lock);
-    FreeLocked(id);
-  }
-  SpaceFreed();
-}
+void JobQueue::Abandon(SlotId id) { Free(id); }
 
 void JobQueue::WaitForSpace(std::chrono::milliseconds timeout) {
   (void)header_->space.timed_wait(deadline_after(timeout));
@@ -359,14 +351,18 @@ TakeResult JobQueue::Take(std::int32_t owner, std::chrono::milliseconds timeout,
 
 void JobQueue::Release(SlotId id) {
   DropPages(id);
-  {
-    std::lock_guard guard(header_->lock);
-    FreeLocked(id);
-  }
-  SpaceFreed();
+  Free(id);
 }
 
 // ----- supervisor ----------------------------------------------------------
+
+void JobQueue::MakeReadyLocked(SlotId id, std::uint64_t seq) {
+  JobSlot& s = slots_[id];
+  s.seq = seq;
+  s.owner.store(0, std::memory_order_relaxed);
+  // Last: consumers may take it from here on.
+  s.state.store(static_cast<std::uint32_t>(SlotState::kReady), std::memory_order_release);
+}
 
 void JobQueue::FreeLocked(SlotId id) {
   JobSlot& s = slots_[id];
@@ -433,10 +429,7 @@ std::vector<SlotView> JobQueue::ReclaimDead(std::int32_t dead) {
 void JobQueue::Requeue(SlotId id) {
   {
     std::lock_guard guard(header_->lock);
-    JobSlot& s = slots_[id];
-    s.seq = 0;  // ahead of everything published: it has waited longest
-    s.owner.store(0, std::memory_order_relaxed);
-    s.state.store(static_cast<std::uint32_t>(SlotState::kReady), std::memory_order_release);
+    MakeReadyLocked(id, /*seq=*/0);  // ahead of everything published: it has waited longest
   }
   header_->items.post();
 }

@@ -218,6 +218,7 @@ class JobQueue {
   /// Drops this process's mapping of the slot's body pages (kShared only).
   void DropPages(SlotId slot);
   void FreeLocked(SlotId slot);
+  void MakeReadyLocked(SlotId slot, std::uint64_t seq);
 
   /// Asks the reserver for the arena bytes [offset, offset + length).
   bool ReserveArena(std::uint64_t offset, std::uint64_t length) const;
