@@ -19,6 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tests/skip.h"
 #include "tests/test_support.h"
 
 using namespace thumbmill::testing;
@@ -490,10 +491,7 @@ TEST_CASE("environment faults: a too-small /dev/shm and a full output directory"
   // A private mount namespace with small tmpfs mounts, where the machine
   // allows it (root, or user namespaces).
   const CommandResult probe = run_command({"/usr/bin/unshare", "-m", "/bin/true"});
-  if (probe.exit_code != 0) {
-    MESSAGE("skipped: cannot create a mount namespace here (" << probe.err << ")");
-    return;
-  }
+  if (probe.exit_code != 0) THUMBMILL_SKIP("cannot create a mount namespace here (unshare -m: " + probe.err + ")");
   Photos& p = photos();
   ScratchDir work("env");
   fs::create_directories(work / "tmp");

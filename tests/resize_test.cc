@@ -17,6 +17,8 @@
 #include <doctest/doctest.h>
 #include <vips/vips8>
 
+#include "tests/skip.h"
+
 namespace thumbmill {
 namespace {
 
@@ -311,10 +313,8 @@ TEST_CASE("a CMYK JPEG is converted with its own embedded profile") {
   // Any CMYK profile other than libvips' built-in one: 8.14.1 thumbnail
   // would silently use the built-in one instead.
   const char* profile = "/usr/share/color/icc/ghostscript/default_cmyk.icc";
-  if (!std::filesystem::exists(profile)) {
-    MESSAGE("skipped: no second CMYK profile on this machine (" << profile << ")");
-    return;
-  }
+  if (!std::filesystem::exists(profile))
+    THUMBMILL_SKIP(std::string("no second CMYK profile on this machine (") + profile + "; scripts/setup installs libgs-common)");
   const VImage cmyk = flat_colour(300, 200, {180, 120, 80})
                           .icc_transform(profile, VImage::option()->set("input_profile", "srgb"));
   REQUIRE(cmyk.interpretation() == VIPS_INTERPRETATION_CMYK);
@@ -337,10 +337,8 @@ TEST_CASE("a CMYK JPEG is converted with its own embedded profile") {
 TEST_CASE("an embedded RGB profile is applied") {
   start_vips();
   const char* profile = "/usr/share/color/icc/ghostscript/a98.icc";
-  if (!std::filesystem::exists(profile)) {
-    MESSAGE("skipped: no Adobe RGB profile on this machine (" << profile << ")");
-    return;
-  }
+  if (!std::filesystem::exists(profile))
+    THUMBMILL_SKIP(std::string("no Adobe RGB profile on this machine (") + profile + "; scripts/setup installs libgs-common)");
   const std::vector<double> rgb = {200, 60, 40};
   const VImage adobe = flat_colour(300, 200, rgb).icc_transform(
       profile, VImage::option()->set("input_profile", "srgb"));
