@@ -47,7 +47,7 @@ Result<Pipeline> make_process_pipeline(const Options& options) {
   const auto downloader = find_sibling_executable("downloader");
   const auto worker = find_sibling_executable("worker");
   if (downloader.empty() || worker.empty())
-    return Status(Code::kInternal, "cannot find the downloader and worker executables next to the coordinator");
+    return Status(Code::kInternal, "cannot find the downloader and worker helpers (looked in the build tree and in " THUMBMILL_HELPER_DIR ")");
 
   Pipeline p;
   auto temp = create_run_temp_dir(default_temp_root());

@@ -120,8 +120,14 @@ std::filesystem::path find_sibling_executable(const std::string& name) {
   const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
   if (ec) return {};
   const auto dir = self.parent_path();
-  for (const auto& candidate : {dir / name, dir.parent_path() / name / name})
-    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+  std::vector<std::filesystem::path> candidates;
+  // meson's build tree: only where it really is one, so an installed copy
+  // never picks up some unrelated ../worker/worker.
+  if (std::filesystem::exists(dir.parent_path() / "build.ninja", ec)) candidates.push_back(dir.parent_path() / name / name);
+  if (*THUMBMILL_BIN_TO_HELPERS) candidates.push_back(dir / THUMBMILL_BIN_TO_HELPERS / name);
+  candidates.push_back(std::filesystem::path(THUMBMILL_HELPER_DIR) / name);
+  for (const auto& candidate : candidates)
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate.lexically_normal();
   return {};
 }
 

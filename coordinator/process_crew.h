@@ -42,8 +42,11 @@ class ProcessCrew : public Crew {
   std::map<pid_t, Role> children_;
 };
 
-/// Finds a sibling executable of the running one: next to it (installed),
-/// or in ../<name>/ (meson's build tree). Empty when neither exists.
+/// Finds a helper executable (downloader, worker) of the running
+/// coordinator: in meson's build tree (../<name>/<name>, when ../build.ninja
+/// exists), else installed in libexecdir/thumbmill/, looked up relative to
+/// the running executable first (a tree staged with DESTDIR or moved) and
+/// then at the configured absolute path. Empty when none exists.
 std::filesystem::path find_sibling_executable(const std::string& name);
 
 }  // namespace thumbmill
