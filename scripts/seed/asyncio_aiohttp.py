@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """asyncio_aiohttp: the Thumbnail Maker on one asyncio event loop.
 
     scripts/seed/asyncio_aiohttp.py [--downloads D] [--out DIR] LIST
@@ -19,7 +19,7 @@ import aiohttp  # noqa: E402
 
 import thumbnail_maker as tm  # noqa: E402
 
-PROG = "seed/asyncio"
+PROG = "seed/asyncio_aiohttp"
 
 
 async def download_all(service, sources, downloads):

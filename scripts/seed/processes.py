@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """processes: the Thumbnail Maker with a process pool fed by a queue.
 
     scripts/seed/processes.py [--workers N] [--downloads D] [--out DIR] LIST
@@ -17,6 +17,7 @@ a queue between them), with Python's interpreter in every worker.
 """
 
 import multiprocessing
+import queue
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
@@ -60,10 +61,20 @@ def make_thumbnails(service, sources, workers, downloads):
         image_queue.put(None)
 
     outcomes = [o for o in download_outcomes if o[1] is not None]
-    queued = len(sources) - len(outcomes)
-    # Drain the results before joining: a child does not exit while its
-    # queued results are still in the pipe.
-    outcomes += [result_queue.get() for _ in range(queued)]
+    waiting = {s for s, error in download_outcomes if error is None}
+    # Drain the results before joining (a child does not exit while its
+    # results are still in the pipe), and stop waiting if every resize
+    # process has died (killed, out of memory) with sources left over.
+    while waiting:
+        try:
+            source, error = result_queue.get(timeout=1)
+        except queue.Empty:
+            if not any(p.is_alive() for p in pool):
+                outcomes += [(s, "resize process died") for s in waiting]
+                break
+            continue
+        waiting.discard(source)
+        outcomes.append((source, error))
     for p in pool:
         p.join()
     return outcomes

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """sequential: the seed's starting point, no concurrency at all.
 
     scripts/seed/sequential.py [--out DIR] LIST

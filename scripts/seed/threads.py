@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """threads: the Thumbnail Maker with a thread pool.
 
     scripts/seed/threads.py [--workers N] [--out DIR] LIST
