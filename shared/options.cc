@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <iostream>
 #include <optional>
@@ -441,6 +442,62 @@ void apply_progress_flags(const CLI::App& app, bool& progress) {
   }
 }
 
+/// Levenshtein distance between two option names, for "did you mean".
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diagonal = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+/// When parsing failed: the first word of the command line that looks like an
+/// option and names none, as "unknown option --worker; did you mean
+/// --workers?" (the nearest name within a third of its length, at least 2
+/// edits), so a typo is blamed on itself rather than on LIST. Words after an
+/// option that takes a value, and everything after "--", are values. Empty
+/// when every option word is known.
+std::string unknown_option_message(const CLI::App& app, int argc, const char* const* argv) {
+  struct Known {
+    std::string name;
+    bool takes_value;
+  };
+  std::vector<Known> known;
+  for (const CLI::Option* option : app.get_options()) {
+    const bool takes_value = option->get_items_expected_min() > 0 && !option->get_positional();
+    for (const std::string& name : option->get_lnames()) known.push_back({"--" + name, takes_value});
+    for (const std::string& name : option->get_snames()) known.push_back({"-" + name, takes_value});
+  }
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view word = argv[i];
+    if (word == "--") break;
+    if (word.size() < 2 || word[0] != '-' || std::isdigit(static_cast<unsigned char>(word[1]))) continue;
+    const std::string name(word.substr(0, word.find('=')));
+    auto it = std::find_if(known.begin(), known.end(), [&](const Known& k) { return k.name == name; });
+    if (it != known.end()) {
+      if (it->takes_value && name.size() == word.size()) ++i;  // its value is the next word
+      continue;
+    }
+    const Known* nearest = nullptr;
+    std::size_t best = std::max<std::size_t>(2, name.size() / 3) + 1;
+    for (const Known& k : known) {
+      if (k.name.size() < 3) continue;  // no "did you mean -h?"
+      const std::size_t d = edit_distance(name, k.name);
+      if (d < best) best = d, nearest = &k;
+    }
+    if (nearest) return "unknown option " + name + "; did you mean " + nearest->name + "?";
+    return "unknown option " + name;
+  }
+  return {};
+}
+
 }  // namespace
 
 ParsedCommandLine parse_command_line(int argc, const char* const* argv) {
@@ -458,7 +515,8 @@ ParsedCommandLine parse_command_line(int argc, const char* const* argv) {
     std::cout << version.what() << '\n';
     parsed.exit_now = true;
   } catch (const CLI::ParseError& e) {
-    parsed.error = e.what();
+    parsed.error = unknown_option_message(app, argc, argv);
+    if (parsed.error.empty()) parsed.error = e.what();
   }
   if (!parsed.exit_now && parsed.error.empty() && parsed.options.list_path.empty()) {
     parsed.error = "missing LIST: a file of sources, or - for standard input (see --help)";

@@ -549,4 +549,20 @@ TEST_CASE("options_from_json rejects malformed, incomplete, mistyped and out-of-
   }
 }
 
+TEST_CASE("a misspelled option is named, with the nearest valid spelling") {
+  // Whatever its position, and whether or not a value follows, the unknown
+  // option is what the message is about, never the list file.
+  CHECK(parse_error({"--worker", "3", "urls.txt"}) == "unknown option --worker; did you mean --workers?");
+  CHECK(parse_error({"urls.txt", "--wrkers=3"}) == "unknown option --wrkers; did you mean --workers?");
+  CHECK(parse_error({"--sise", "64", "urls.txt"}) == "unknown option --sise; did you mean --sizes?");
+  CHECK(parse_error({"--report", "r.jsonl", "--qualty", "80", "urls.txt"}) ==
+        "unknown option --qualty; did you mean --quality?");
+  CHECK(parse_error({"--frobnicate", "urls.txt"}) == "unknown option --frobnicate");
+  CHECK(parse_error({"-x", "urls.txt"}) == "unknown option -x");
+  // A value that looks like an option is the value of the option before it.
+  CHECK(parse_ok({"--report", "--weird-name.jsonl", "urls.txt"}).report_path == "--weird-name.jsonl");
+  // After "--" everything is LIST.
+  CHECK(parse_ok({"--", "--worker"}).list_path == "--worker");
+}
+
 }  // namespace thumbmill
