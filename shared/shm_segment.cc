@@ -75,10 +75,12 @@ bool is_stale_run_dir_name(std::string_view name) {
   return is_stale_run_name(name.substr(0, dot));
 }
 
-/// Whether `path` is a real directory (not a symlink to one) owned by us.
-bool is_own_directory(const std::filesystem::path& path) {
+/// Whether `path` is a real directory, or a regular file when `!directory`
+/// (never a symlink), owned by us.
+bool is_own(const std::filesystem::path& path, bool directory) {
   struct stat st {};
-  return ::lstat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == ::geteuid();
+  if (::lstat(path.c_str(), &st) != 0 || st.st_uid != ::geteuid()) return false;
+  return directory ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode);
 }
 
 std::string mib(std::uint64_t bytes) { return std::to_string((bytes + (1 << 20) - 1) >> 20) + " MiB"; }
@@ -148,13 +150,13 @@ std::vector<std::string> remove_stale_run_files(const std::filesystem::path& tem
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(kShmDir, ec)) {
     const std::string name = entry.path().filename().string();
-    if (is_stale_run_name(name) && bip::shared_memory_object::remove(name.c_str()))
+    if (is_stale_run_name(name) && is_own(entry.path(), false) && bip::shared_memory_object::remove(name.c_str()))
       removed.push_back(entry.path().string());
   }
   for (const auto& entry : std::filesystem::directory_iterator(temp_root, ec)) {
     const std::string name = entry.path().filename().string();
     // Never a symlink or someone else's directory that merely looks like ours.
-    if (!is_stale_run_dir_name(name) || !is_own_directory(entry.path())) continue;
+    if (!is_stale_run_dir_name(name) || !is_own(entry.path(), true)) continue;
     if (std::filesystem::remove_all(entry.path(), ec) > 0) removed.push_back(entry.path().string());
   }
   return removed;

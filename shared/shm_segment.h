@@ -66,8 +66,9 @@ class SharedSegment {
 
 /// Removes segments in /dev/shm named thumbmill-<pid>-<start>, and
 /// directories under `temp_root` named thumbmill-<pid>-<start>.<suffix>,
-/// whose creator is gone. A directory is removed only when it is a real
-/// directory owned by this user (never a symlink). Returns what was removed.
+/// whose creator is gone. Only a real directory or file owned by this user
+/// is removed (never a symlink, never another user's). Returns what was
+/// removed.
 std::vector<std::string> remove_stale_run_files(const std::filesystem::path& temp_root);
 
 /// Creates a new `<temp_root>/<run_name()>.<6 random characters>` (mkdtemp,

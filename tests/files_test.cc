@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -210,6 +211,19 @@ TEST_CASE("remove_stale_run_files: only real directories of ours, never a plante
   CHECK(read_text(root / "victim" / "data") == "precious");
   CHECK_FALSE(fs::exists(root / (stale + "2")));
   if (::geteuid() == 0) CHECK(fs::exists(root / (stale + "3")));
+}
+
+TEST_CASE("remove_stale_run_files: a stale-looking segment of another user is left alone") {
+  if (::geteuid() != 0) THUMBMILL_SKIP("needs root to make a segment owned by another user");
+  const std::string name = "thumbmill-" + std::to_string(dead_writer()) + "-7";
+  const int fd = ::shm_open(("/" + name).c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
+  REQUIRE(fd >= 0);
+  REQUIRE(::fchown(fd, 65534, 65534) == 0);
+  ::close(fd);
+  Scratch root;
+  remove_stale_run_files(root.path);
+  CHECK(fs::exists(fs::path(kShmDir) / name));
+  ::shm_unlink(("/" + name).c_str());
 }
 
 TEST_CASE("the shared-memory segment is created with mode 0600") {
