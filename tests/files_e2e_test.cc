@@ -113,8 +113,16 @@ TEST_CASE("a run never writes through symlinks planted at the writers' temp name
     Background bg({binary.string(), "--out", run.out.string(), "--no-progress", "--sizes", "64", "--workers", "2",
                    fifo.string()},
                   {{"TMPDIR", run.temp.string()}});
-    const int list_fd = ::open(fifo.c_str(), O_WRONLY | O_CLOEXEC);  // once the coordinator opened it
+    // Opens once the coordinator has opened its end (ENXIO until then);
+    // never blocks, so a coordinator that failed early cannot hang the test.
+    int list_fd = -1;
+    REQUIRE(eventually([&] {
+      list_fd = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+      return list_fd >= 0 || bg.Wait(0) != -1;
+    }));
+    INFO(bg.err());
     REQUIRE(list_fd >= 0);
+    REQUIRE(::fcntl(list_fd, F_SETFL, 0) == 0);  // blocking writes from here
     auto threads = [&] {
       std::vector<pid_t> ids = threads_of(bg.pid());
       for (pid_t child : children_of(bg.pid()))
