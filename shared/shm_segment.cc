@@ -166,7 +166,8 @@ Result<std::filesystem::path> create_run_temp_dir(const std::filesystem::path& t
   // mkdtemp: a new directory (mode 0700) under a name nobody could predict,
   // never one that already exists, whoever made it.
   std::string dir = (temp_root / (run_name() + "." + std::string(kMkdtempSuffix))).string();
-  if (::mkdtemp(dir.data()) == nullptr) return Status::FromErrno("cannot create temp directory in " + temp_root.string());
+  if (::mkdtemp(dir.data()) == nullptr)
+    return Status::FromErrno("cannot create temp directory in " + temp_root.string());
   return std::filesystem::path(dir);
 }
 

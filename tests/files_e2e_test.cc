@@ -190,9 +190,9 @@ TEST_CASE("--report that is the list given on standard input is refused with exi
   CommandOptions options;
   options.env["TMPDIR"] = run.temp.string();
   options.timeout_s = 120;
-  const CommandResult r = run_command({"/bin/sh", "-c", "exec \"$0\" --out \"$1\" --no-progress --report \"$2\" - < \"$2\"",
-                                       coordinator().string(), run.out.string(), run.list.string()},
-                                      options);
+  const std::string script = "exec \"$0\" --out \"$1\" --no-progress --report \"$2\" - < \"$2\"";
+  const CommandResult r =
+      run_command({"/bin/sh", "-c", script, coordinator().string(), run.out.string(), run.list.string()}, options);
   INFO(r.err);
   CHECK(r.exit_code == 2);
   CHECK(read_file(run.list) == list_text);

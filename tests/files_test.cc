@@ -132,11 +132,12 @@ TEST_CASE("temp names are not predictable: two for the same file and writer diff
 }
 
 TEST_CASE("is_output_temp_name: only exactly our own pattern") {
-  for (const char* name : {".thesis.tmp.final", ".thesis.tmp.123", ".thesis.tmp.", ".a.tmp.12.", ".a.tmp.x.0123456789abcdef",
-                           ".a.tmp.12.0123456789ABCDEF", ".a.tmp.12.0123456789abcde", ".a.tmp.12.0123456789abcdef0",
-                           ".a.tmp.012.0123456789abcdef", "..tmp.12.0123456789abcdef", "a.tmp.12.0123456789abcdef",
-                           "..a.tmp.12.0123456789abcdef", ".a.tmp.12.0123456789abcdef.jpg", ".tmp.12.0123456789abcdef",
-                           ".a.tmp.-12.0123456789abcdef", ".a.tmp.12.0123456789abcdeg", ".bashrc", "."}) {
+  for (const char* name : {".thesis.tmp.final", ".thesis.tmp.123", ".thesis.tmp.", ".a.tmp.12.",
+                           ".a.tmp.x.0123456789abcdef", ".a.tmp.12.0123456789ABCDEF", ".a.tmp.12.0123456789abcde",
+                           ".a.tmp.12.0123456789abcdef0", ".a.tmp.012.0123456789abcdef", "..tmp.12.0123456789abcdef",
+                           "a.tmp.12.0123456789abcdef", "..a.tmp.12.0123456789abcdef",
+                           ".a.tmp.12.0123456789abcdef.jpg", ".tmp.12.0123456789abcdef", ".a.tmp.-12.0123456789abcdef",
+                           ".a.tmp.12.0123456789abcdeg", ".bashrc", "."}) {
     INFO(name);
     CHECK_FALSE(is_output_temp_name(name));
   }
