@@ -315,6 +315,8 @@ void Coordinator::Finish(std::uint64_t id, SourceResult result) {
   }
   report_.Write(result);
   inflight_.erase(id);
+  // A report that cannot be written (a full disk) ends the run: exit 3.
+  if (!report_.status().ok()) Fatal(report_.status().ToString());
 }
 
 void Coordinator::FinishFailed(std::uint64_t id, Code code, std::string error, std::uint32_t attempts) {
@@ -489,11 +491,12 @@ void Coordinator::OnWorkerExit(const ChildExit& e, double lived_s, std::uint64_t
 /// arena), failed on the second death (a poison pill must not take down
 /// workers forever), or just freed if its outcome had already arrived.
 void Coordinator::SettleCrashedJob(const SlotView& job, const std::string& reason) {
-  // A worker killed mid-write leaves a hidden temp file; its name is known.
-  for (const SizeSpec& size : options_.sizes) {
-    const auto name = thumbnail_file_name(queue_.slot(job.slot).stem, size, options_.format);
-    ::unlink(output_temp_path(options_.out_dir / name, job.owner).c_str());
-  }
+  // A worker killed mid-write leaves a hidden temp file named after its
+  // final name and the worker (output_files.h).
+  std::vector<std::string> names;
+  for (const SizeSpec& size : options_.sizes)
+    names.push_back(thumbnail_file_name(queue_.slot(job.slot).stem, size, options_.format));
+  remove_writer_temp_files(options_.out_dir, names, job.owner);
   const bool pending = inflight_.count(job.source_id) > 0;
   if (pending && job.attempt < kMaxAttempts && !draining_) {
     queue_.Requeue(job.slot);
@@ -691,9 +694,8 @@ int coordinator_main(int argc, char** argv, const PipelineMaker& make_pipeline) 
     std::fprintf(stderr, "coordinator: %s\n", list.status().ToString().c_str());
     return kExitUsage;
   }
-  auto report = ReportWriter::Open(options.report_path);
-  if (!report.ok()) {
-    std::fprintf(stderr, "coordinator: %s\n", report.status().ToString().c_str());
+  if (Status st = check_report_path(options); !st.ok()) {
+    std::fprintf(stderr, "coordinator: %s\n", st.ToString().c_str());
     return kExitUsage;
   }
   std::error_code ec;
@@ -711,8 +713,20 @@ int coordinator_main(int argc, char** argv, const PipelineMaker& make_pipeline) 
     std::fprintf(stderr, "coordinator: fatal: %s\n", pipeline.status().ToString().c_str());
     return kExitFatal;
   }
+  // Only now, with every start-up check passed, is an earlier report
+  // replaced.
+  auto report = ReportWriter::Open(options.report_path);
+  if (!report.ok()) {
+    std::fprintf(stderr, "coordinator: %s\n", report.status().ToString().c_str());
+    return kExitUsage;
+  }
   Coordinator coordinator(options, *pipeline, **list, *report);
-  return coordinator.Run();
+  const int code = coordinator.Run();
+  if (Status st = report->Close(); !st.ok()) {
+    std::fprintf(stderr, "coordinator: fatal: the report is incomplete: %s\n", st.ToString().c_str());
+    return kExitFatal;
+  }
+  return code;
 }
 
 }  // namespace thumbmill

@@ -6,17 +6,36 @@
 
 #include <nlohmann/json.hpp>
 
+#include "shared/file_identity.h"
+
 namespace thumbmill {
+
+namespace {
+
+Status with_flag(const Status& status) {
+  return status.ok() ? status : Status(status.code(), "--report: " + status.message());
+}
+
+}  // namespace
 
 Result<ReportWriter> ReportWriter::Open(const std::string& path) {
   if (path.empty()) return ReportWriter();
-  std::FILE* file = std::fopen(path.c_str(), "we");  // e: close-on-exec
-  if (!file) return Status::FromErrno("--report: cannot write " + path);
-  return ReportWriter(file);
+  auto file = CheckedFile::OpenForWriting(path);
+  if (!file.ok()) return with_flag(file.status());
+  return ReportWriter(std::move(file.value()));
 }
 
-ReportWriter::~ReportWriter() {
-  if (file_) std::fclose(file_);
+Status ReportWriter::status() const { return with_flag(file_.status()); }
+
+Status ReportWriter::Close() { return with_flag(file_.Close()); }
+
+Status check_report_path(const Options& options) {
+  if (options.report_path.empty()) return Status::Ok();
+  // /dev/stdin resolves to whatever standard input is: a list redirected
+  // from a file ("coordinator --report r.jsonl - < r.jsonl") is caught too.
+  const std::filesystem::path list = options.list_path == "-" ? "/dev/stdin" : options.list_path;
+  return refuse_to_overwrite("--report", options.report_path,
+                             {{"the list", list}, {"the output directory", options.out_dir}});
 }
 
 std::string ReportWriter::ToJson(const SourceResult& r) {
@@ -44,10 +63,10 @@ std::string ReportWriter::ToJson(const SourceResult& r) {
 }
 
 void ReportWriter::Write(const SourceResult& result) {
-  if (!file_) return;
-  const std::string line = ToJson(result) + "\n";
-  std::fwrite(line.data(), 1, line.size(), file_);
-  std::fflush(file_);
+  if (!file_.is_open() || !file_.status().ok()) return;
+  // One write(2) per line, unbuffered: a killed run's report is complete up
+  // to its last line. A failure is kept in file_ (see status()).
+  if (!file_.Write(ToJson(result) + "\n").ok()) return;  // kept: see status()
 }
 
 std::string human_bytes(std::uint64_t bytes) {

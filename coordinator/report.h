@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "coordinator/crew.h"
+#include "shared/checked_file.h"
+#include "shared/options.h"
 #include "shared/status.h"
 
 namespace thumbmill {
@@ -35,25 +37,40 @@ struct SourceResult {
   std::uint64_t ms = 0;              // from first handed out to done
 };
 
-/// One JSON object per line, flushed as each source ends, so a report of an
-/// interrupted run is still complete up to where it stopped.
+/// One JSON object per line, each written to the file as its source ends,
+/// so a report of an interrupted run is still complete up to where it
+/// stopped. Every write is checked: the first failure (a full disk,
+/// /dev/full) is kept, later lines are dropped, and status() and Close()
+/// report it, so a run never ends as a success with a report that is not.
 class ReportWriter {
  public:
-  /// An empty path makes a writer that writes nothing.
+  /// Creates or truncates the report. An empty path makes a writer that
+  /// writes nothing. Call only once the run's start-up checks have passed
+  /// (a run that cannot start leaves an earlier report alone), after
+  /// check_report_path.
   static Result<ReportWriter> Open(const std::string& path);
   ReportWriter() = default;
-  ReportWriter(ReportWriter&& other) noexcept : file_(other.file_) { other.file_ = nullptr; }
+  ReportWriter(ReportWriter&& other) noexcept = default;
   ReportWriter& operator=(ReportWriter&&) = delete;
-  ~ReportWriter();
 
   void Write(const SourceResult& result);
+  /// Ok, or the first failure to write the report ("--report: cannot write
+  /// ...: No space left on device").
+  Status status() const;
+  /// Closes the file; returns status() including the close itself.
+  Status Close();
   /// The JSON line for one result (also used by tests).
   static std::string ToJson(const SourceResult& result);
 
  private:
-  explicit ReportWriter(std::FILE* file) : file_(file) {}
-  std::FILE* file_ = nullptr;
+  explicit ReportWriter(CheckedFile file) : file_(std::move(file)) {}
+  CheckedFile file_;
 };
+
+/// Refuses (kInvalidArgument) a --report that is the same file as the list
+/// (standard input's file when the list is "-") or the output directory, by
+/// any name: the same path, a symlink, a hard link.
+Status check_report_path(const Options& options);
 
 struct RunTotals {
   std::uint64_t ok = 0;

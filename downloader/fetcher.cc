@@ -184,7 +184,13 @@ Body::Put Body::SpillAndAppend(std::string_view data) {
     error_ = Status(Code::kIoError, "temp dir path too long for a job: " + spill_path_);
     return Put::kFailed;
   }
-  fd_ = ::open(spill_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  // Never opens a name that exists (O_EXCL, O_NOFOLLOW): nothing planted can
+  // redirect the body. The temp dir is the run's own (mkdtemp, 0700), so a
+  // name found there was left by a downloader of this run killed before it
+  // could remove it: that one is replaced, once.
+  constexpr int kFlags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+  fd_ = ::open(spill_path_.c_str(), kFlags, 0600);
+  if (fd_ < 0 && errno == EEXIST && ::unlink(spill_path_.c_str()) == 0) fd_ = ::open(spill_path_.c_str(), kFlags, 0600);
   if (fd_ < 0) {
     error_ = Status::FromErrno("creating " + spill_path_);
     return Put::kFailed;

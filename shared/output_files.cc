@@ -2,25 +2,56 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
-#include <cstdlib>
-#include <string>
+#include <charconv>
+#include <chrono>
+#include <unordered_set>
+
+#include "shared/checked_file.h"
 
 namespace thumbmill {
 namespace {
 
 constexpr std::string_view kTempMarker = ".tmp.";
+constexpr std::size_t kRandomDigits = 16;
+// O_EXCL collisions need a planted name or a 1 in 2^64 draw; a few tries
+// are plenty, and a bound keeps a hostile directory from looping us.
+constexpr int kCreateTries = 8;
 
-Status write_all(int fd, std::span<const std::byte> bytes, const std::string& path) {
-  while (!bytes.empty()) {
-    const ssize_t n = ::write(fd, bytes.data(), bytes.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Status::FromErrno("cannot write " + path);
-    bytes = bytes.subspan(static_cast<std::size_t>(n));
+/// 16 lowercase hex digits, unpredictable to anyone else.
+std::string random_part() {
+  std::uint64_t value = 0;
+  if (::getrandom(&value, sizeof value, 0) != static_cast<ssize_t>(sizeof value)) {
+    // No getrandom (very old kernel): unique rather than secret; O_EXCL still
+    // guarantees that nothing planted is ever opened.
+    static std::atomic<std::uint64_t> counter{0};
+    value = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) ^
+            (static_cast<std::uint64_t>(::gettid()) << 40) ^ (++counter * 0x9e3779b97f4a7c15ULL);
   }
-  return Status::Ok();
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out(kRandomDigits, '0');
+  for (std::size_t i = 0; i < kRandomDigits; ++i) out[i] = kHex[(value >> (4 * i)) & 0xf];
+  return out;
+}
+
+bool is_random_part(std::string_view s) {
+  if (s.size() != kRandomDigits) return false;
+  for (char c : s)
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  return true;
+}
+
+bool writer_is_running(long writer) { return ::kill(static_cast<pid_t>(writer), 0) == 0 || errno != ESRCH; }
+
+/// Whether `entry` is a regular file (not a symlink to one).
+bool is_plain_file(const std::filesystem::directory_entry& entry) {
+  std::error_code ec;
+  return entry.symlink_status(ec).type() == std::filesystem::file_type::regular;
 }
 
 Status fsync_directory(const std::filesystem::path& dir) {
@@ -32,44 +63,92 @@ Status fsync_directory(const std::filesystem::path& dir) {
   return rc == 0 ? Status::Ok() : Status::FromErrno("fsync " + dir.string(), err);
 }
 
-}  // namespace
-
-bool is_output_temp_name(std::string_view name) {
-  return name.size() > 1 && name[0] == '.' && name.find(kTempMarker) != std::string_view::npos;
+/// Creates a new temp file for `path`, never opening one that exists.
+Result<CheckedFile> create_temp_for(const std::filesystem::path& path) {
+  const long writer = static_cast<long>(::gettid());
+  for (int i = 0; i < kCreateTries; ++i) {
+    auto temp = output_temp_path(path, writer);
+    const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd >= 0) return CheckedFile::Adopt(fd, std::move(temp));
+    if (errno != EEXIST) return Status::FromErrno("cannot create " + temp.string());
+  }
+  return Status(Code::kIoError, "cannot create a temp file beside " + path.string() + ": " +
+                                    std::to_string(kCreateTries) + " random names were all taken");
 }
 
-std::filesystem::path output_temp_path(const std::filesystem::path& path, int writer) {
-  return path.parent_path() / ("." + path.filename().string() + std::string(kTempMarker) + std::to_string(writer));
+}  // namespace
+
+std::optional<OutputTempName> parse_output_temp_name(std::string_view name) {
+  // ".<final>.tmp.<writer>.<random>", read from the end: <final> may itself
+  // hold ".tmp.".
+  if (name.size() < 2 || name[0] != '.') return std::nullopt;
+  const std::size_t last_dot = name.rfind('.');
+  if (last_dot == 0 || !is_random_part(name.substr(last_dot + 1))) return std::nullopt;
+  const std::string_view head = name.substr(0, last_dot);  // ".<final>.tmp.<writer>"
+  const std::size_t marker = head.rfind(kTempMarker);
+  if (marker == std::string_view::npos || marker < 2) return std::nullopt;  // <final> at least 1 byte
+  const std::string_view digits = head.substr(marker + kTempMarker.size());
+  if (digits.empty() || digits.size() > 10 || digits[0] == '0') return std::nullopt;
+  long writer = 0;
+  const auto parsed = std::from_chars(digits.data(), digits.data() + digits.size(), writer);
+  if (parsed.ec != std::errc() || parsed.ptr != digits.data() + digits.size() || writer <= 0) return std::nullopt;
+  const std::string_view final_name = head.substr(1, marker - 1);
+  if (final_name[0] == '.') return std::nullopt;
+  return OutputTempName{std::string(final_name), writer};
+}
+
+bool is_output_temp_name(std::string_view name) { return parse_output_temp_name(name).has_value(); }
+
+std::filesystem::path output_temp_path(const std::filesystem::path& path, long writer) {
+  // Appended piece by piece: GCC 12 warns falsely (-Wrestrict) on a chain
+  // of operator+ starting with a literal.
+  std::string name(1, '.');
+  name += path.filename().string();
+  name += kTempMarker;
+  name += std::to_string(writer);
+  name += '.';
+  name += random_part();
+  return path.parent_path() / name;
 }
 
 Status write_file_atomically(const std::filesystem::path& path, std::span<const std::byte> bytes,
                              bool durable) {
-  const auto dir = path.parent_path();
-  const auto temp = output_temp_path(path, static_cast<int>(::gettid()));
-  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return Status::FromErrno("cannot create " + temp.string());
-  Status status = write_all(fd, bytes, temp.string());
-  if (status.ok() && durable && ::fsync(fd) != 0) status = Status::FromErrno("fsync " + temp.string());
-  if (::close(fd) != 0 && status.ok()) status = Status::FromErrno("cannot write " + temp.string());
+  auto file = create_temp_for(path);
+  if (!file.ok()) return file.status();
+  const std::filesystem::path temp = file->path();
+  Status status = file->Write(bytes);
+  if (status.ok() && durable) status = file->Sync();
+  if (Status closed = file->Close(); status.ok()) status = std::move(closed);
   if (status.ok() && ::rename(temp.c_str(), path.c_str()) != 0)
     status = Status::FromErrno("cannot rename to " + path.string());
   if (!status.ok()) {
     ::unlink(temp.c_str());
     return status;
   }
-  return durable ? fsync_directory(dir) : Status::Ok();
+  return durable ? fsync_directory(path.parent_path()) : Status::Ok();
 }
 
 int remove_orphan_temp_files(const std::filesystem::path& dir) {
   int removed = 0;
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
-    const std::string name = entry.path().filename().string();
-    if (!is_output_temp_name(name)) continue;
-    // The suffix is the writer's thread id: leave files a live writer (of
-    // another run into the same directory) is still writing.
-    const long writer = std::atol(name.c_str() + name.rfind('.') + 1);
-    if (writer > 0 && (::kill(static_cast<pid_t>(writer), 0) == 0 || errno != ESRCH)) continue;
+    const auto temp = parse_output_temp_name(entry.path().filename().string());
+    // Leave files a live writer (of another run into the same directory) is
+    // still writing.
+    if (!temp || !is_plain_file(entry) || writer_is_running(temp->writer)) continue;
+    if (std::filesystem::remove(entry.path(), ec)) ++removed;
+  }
+  return removed;
+}
+
+int remove_writer_temp_files(const std::filesystem::path& dir, const std::vector<std::string>& final_names,
+                             long writer) {
+  const std::unordered_set<std::string> wanted(final_names.begin(), final_names.end());
+  int removed = 0;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const auto temp = parse_output_temp_name(entry.path().filename().string());
+    if (!temp || temp->writer != writer || !wanted.count(temp->final_name) || !is_plain_file(entry)) continue;
     if (std::filesystem::remove(entry.path(), ec)) ++removed;
   }
   return removed;

@@ -1,15 +1,32 @@
-// Output files appear whole or not at all.
+// Output files appear whole or not at all, and only where they belong.
 //
-// A thumbnail is written to a hidden temp file beside its final name
-// (".<name>.tmp.<pid>"), optionally fsynced, then renamed over the final
-// name: rename(2) within one directory is atomic, so a reader sees either
-// nothing or the complete file. A process killed before the rename leaves
-// only the temp file, which the next run removes (remove_orphan_temp_files).
+// A thumbnail is written to a hidden temp file beside its final name, then
+// renamed over it: rename(2) within one directory is atomic, so a reader sees
+// either nothing or the complete file, and a symlink someone left at the
+// final name is replaced, never followed.
+//
+// The temp name is ".<final name>.tmp.<writer>.<random>": <writer> is the
+// writing thread's id (a worker's pid in the process build), so whoever
+// knows that a writer died can find what it left; <random> is 16 lowercase
+// hex digits from getrandom(2), so nobody can plant a name in advance. The
+// temp file is created with O_CREAT | O_EXCL | O_NOFOLLOW: a name that exists
+// (a symlink, a hard link to someone's file, a guess that came true) is never
+// opened; another random name is tried instead. Our bytes are written by us,
+// not by a libvips saver, so the real extension need not come last.
+//
+// This file is the one place that knows the pattern: names are made by
+// output_temp_path and recognised by parse_output_temp_name, and the two
+// clean-ups remove only names that parse, so a user's ".thesis.tmp.final" in
+// the output directory is never touched.
 #pragma once
 
 #include <cstddef>
 #include <filesystem>
+#include <optional>
 #include <span>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include "shared/status.h"
 
@@ -21,14 +38,34 @@ namespace thumbmill {
 Status write_file_atomically(const std::filesystem::path& path, std::span<const std::byte> bytes,
                              bool durable);
 
-/// The temp file a writer with thread id `writer` uses for `path`.
-std::filesystem::path output_temp_path(const std::filesystem::path& path, int writer);
+/// A fresh temp name for writer `writer` (> 0) writing `path`: a new random
+/// part on every call.
+std::filesystem::path output_temp_path(const std::filesystem::path& path, long writer);
 
-/// Whether `name` is one of our temp files (".<name>.tmp.<pid>").
+/// The parts of one of our temp names.
+struct OutputTempName {
+  std::string final_name;  // the file it becomes, e.g. "cat_200.jpg"
+  long writer = 0;
+};
+
+/// The parts of `name` (a file name, no directory) when it is exactly one of
+/// ours: ".<final>.tmp.<writer>.<16 lowercase hex>", with <final> not empty
+/// and not starting with '.', <writer> a decimal number > 0 without leading
+/// zeros. Anything else (".thesis.tmp.final", ".x.tmp.12") is not ours.
+std::optional<OutputTempName> parse_output_temp_name(std::string_view name);
+
+/// Whether `name` is one of our temp names (parse_output_temp_name succeeds).
 bool is_output_temp_name(std::string_view name);
 
-/// Removes our temp files in `dir` left by processes that were killed.
-/// Returns how many were removed.
+/// Removes our temp files in `dir` whose writer is no longer running (left by
+/// processes that were killed). Only regular files of exactly our pattern
+/// are touched. Returns how many were removed.
 int remove_orphan_temp_files(const std::filesystem::path& dir);
+
+/// Removes the temp files writer `writer` left in `dir` for any of
+/// `final_names` (a worker known to be dead). Reads the directory once.
+/// Returns how many were removed.
+int remove_writer_temp_files(const std::filesystem::path& dir, const std::vector<std::string>& final_names,
+                             long writer);
 
 }  // namespace thumbmill

@@ -3,9 +3,11 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
@@ -24,6 +26,7 @@ namespace thumbmill {
 namespace {
 
 constexpr std::string_view kPrefix = "thumbmill-";
+constexpr std::string_view kMkdtempSuffix = "XXXXXX";
 
 /// Field 22 of /proc/<pid>/stat: start time in clock ticks since boot. 0
 /// when the process does not exist.
@@ -59,6 +62,27 @@ bool is_stale_run_name(std::string_view name) {
 /// children must not inherit it).
 int open_cloexec(const std::string& name) { return ::shm_open(("/" + name).c_str(), O_RDWR | O_CLOEXEC, 0); }
 
+/// A run directory's name is thumbmill-<pid>-<start>.<6 characters of
+/// mkdtemp>; the part before the dot names its creator. Also accepts the
+/// name without a suffix (directories of older builds).
+bool is_stale_run_dir_name(std::string_view name) {
+  const auto dot = name.find('.');
+  if (dot == std::string_view::npos) return is_stale_run_name(name);
+  const std::string_view suffix = name.substr(dot + 1);
+  if (suffix.size() != kMkdtempSuffix.size()) return false;
+  for (char c : suffix)
+    if (!std::isalnum(static_cast<unsigned char>(c))) return false;
+  return is_stale_run_name(name.substr(0, dot));
+}
+
+/// Whether `path` is a real directory, or a regular file when `!directory`
+/// (never a symlink), owned by us.
+bool is_own(const std::filesystem::path& path, bool directory) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0 || st.st_uid != ::geteuid()) return false;
+  return directory ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode);
+}
+
 std::string mib(std::uint64_t bytes) { return std::to_string((bytes + (1 << 20) - 1) >> 20) + " MiB"; }
 
 }  // namespace
@@ -79,7 +103,9 @@ Result<std::unique_ptr<SharedSegment>> SharedSegment::Create(std::size_t size) {
   }
   const std::string name = run_name();
   try {
-    bip::shared_memory_object shm(bip::create_only, name.c_str(), bip::read_write);
+    // Only this user may map the queue: it holds the URLs and the bodies.
+    bip::permissions owner_only(0600);
+    bip::shared_memory_object shm(bip::create_only, name.c_str(), bip::read_write, owner_only);
     shm.truncate(static_cast<bip::offset_t>(size));
     bip::mapped_region region(shm, bip::read_write, 0, size);
     const int fd = open_cloexec(name);
@@ -124,22 +150,25 @@ std::vector<std::string> remove_stale_run_files(const std::filesystem::path& tem
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(kShmDir, ec)) {
     const std::string name = entry.path().filename().string();
-    if (is_stale_run_name(name) && bip::shared_memory_object::remove(name.c_str()))
+    if (is_stale_run_name(name) && is_own(entry.path(), false) && bip::shared_memory_object::remove(name.c_str()))
       removed.push_back(entry.path().string());
   }
   for (const auto& entry : std::filesystem::directory_iterator(temp_root, ec)) {
     const std::string name = entry.path().filename().string();
-    if (!is_stale_run_name(name) || !entry.is_directory(ec)) continue;
+    // Never a symlink or someone else's directory that merely looks like ours.
+    if (!is_stale_run_dir_name(name) || !is_own(entry.path(), true)) continue;
     if (std::filesystem::remove_all(entry.path(), ec) > 0) removed.push_back(entry.path().string());
   }
   return removed;
 }
 
 Result<std::filesystem::path> create_run_temp_dir(const std::filesystem::path& temp_root) {
-  const auto dir = temp_root / run_name();
-  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
-    return Status::FromErrno("cannot create temp directory " + dir.string());
-  return dir;
+  // mkdtemp: a new directory (mode 0700) under a name nobody could predict,
+  // never one that already exists, whoever made it.
+  std::string dir = (temp_root / (run_name() + "." + std::string(kMkdtempSuffix))).string();
+  if (::mkdtemp(dir.data()) == nullptr)
+    return Status::FromErrno("cannot create temp directory in " + temp_root.string());
+  return std::filesystem::path(dir);
 }
 
 std::filesystem::path default_temp_root() {

@@ -1,7 +1,8 @@
 // The process build's placement of the job queue: a POSIX shared-memory
 // segment (Boost.Interprocess), and the run's private temp directory.
 //
-// Names: "/thumbmill-<pid>-<start>" where <pid> is the creating
+// Names: "/thumbmill-<pid>-<start>" (the run's temp directory adds a random
+// ".XXXXXX" suffix, see create_run_temp_dir) where <pid> is the creating
 // coordinator's pid and <start> its start time in clock ticks since boot
 // (from /proc). A coordinator killed with SIGKILL cannot remove what it
 // made, so every coordinator first removes segments and temp directories
@@ -63,11 +64,15 @@ class SharedSegment {
   bool owner_;
 };
 
-/// Removes segments in /dev/shm and directories under `temp_root` named
-/// thumbmill-<pid>-<start> whose creator is gone. Returns what was removed.
+/// Removes segments in /dev/shm named thumbmill-<pid>-<start>, and
+/// directories under `temp_root` named thumbmill-<pid>-<start>.<suffix>,
+/// whose creator is gone. Only a real directory or file owned by this user
+/// is removed (never a symlink, never another user's). Returns what was
+/// removed.
 std::vector<std::string> remove_stale_run_files(const std::filesystem::path& temp_root);
 
-/// Creates `<temp_root>/<run_name()>` (mode 0700) for spilled bodies.
+/// Creates a new `<temp_root>/<run_name()>.<6 random characters>` (mkdtemp,
+/// mode 0700) for spilled bodies; never reuses a directory that exists.
 Result<std::filesystem::path> create_run_temp_dir(const std::filesystem::path& temp_root);
 
 /// $TMPDIR, or /tmp.

@@ -629,3 +629,17 @@ TEST_CASE("the loop stops when nobody reads the outcomes any more") {
   close_fd(req->read_fd);
   close_fd(res->write_fd);
 }
+
+TEST_CASE("a spill never writes through a name planted in the temp dir") {
+  Server& server = Server::Get();
+  TempDir temp;
+  TempDir elsewhere;
+  const fs::path victim = elsewhere.path / "victim";
+  write_file(victim, "precious");
+  for (int t = 1; t <= 3; ++t) fs::create_symlink(victim, temp.path / ("body-7-" + std::to_string(t) + ".bin"));
+  const Run run = fetch(test_options(), {http(7, "/big.bin")}, Shape{4, 256 * 1024}, temp.path);
+  CHECK(read_file(victim) == "precious");
+  CHECK(code_of(run.outcome(7)) == Code::kOk);
+  REQUIRE(run.jobs.count(7) == 1);
+  CHECK(run.jobs.at(7).body == server.file("big.bin"));
+}
