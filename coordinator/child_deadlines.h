@@ -41,11 +41,15 @@ class EndOfRunDeadline {
   /// Call on each deadline check after the queue closed. `busy`: it holds
   /// work. Returns the signal to send now, or 0.
   int Due(bool busy, SteadyClock::time_point now) {
-    if (busy || !watching_) {
+    if (busy) {
+      busy_ = true;
+      sent_ = 0;
+      return 0;
+    }
+    if (busy_ || !watching_) {  // the grace starts when it is first seen idle
+      busy_ = false;
       watching_ = true;
       quiet_since_ = now;
-      sent_ = 0;
-      if (busy) return 0;
     }
     if (sent_ == 0 && now - quiet_since_ >= kGrace) return sent_ = SIGTERM;
     if (sent_ == SIGTERM && now - quiet_since_ >= 2 * kGrace) return sent_ = SIGKILL;
@@ -56,6 +60,7 @@ class EndOfRunDeadline {
 
  private:
   bool watching_ = false;
+  bool busy_ = false;
   SteadyClock::time_point quiet_since_{};
   int sent_ = 0;
 };

@@ -788,6 +788,7 @@ int coordinator_main(int argc, char** argv, const PipelineMaker& make_pipeline) 
     // A thread stuck past --job-timeout can be neither stopped nor joined:
     // the report and summary are out, so end here instead of in ~ThreadCrew.
     pipeline->temp_dir = TempDir();
+    list->reset();  // gives standard input its flags back
     std::fflush(nullptr);
     std::_Exit(code);
   }
