@@ -108,3 +108,28 @@ TEST_CASE("a list that cannot be opened names the path and the reason") {
   REQUIRE_FALSE(directory.ok());
   CHECK(directory.status().ToString().find("directory") != std::string::npos);
 }
+
+TEST_CASE("standard input (\"-\") is read without blocking and gets its flags back") {
+  int p[2];
+  REQUIRE(::pipe(p) == 0);
+  const int saved = ::dup(STDIN_FILENO);
+  REQUIRE(saved >= 0);
+  REQUIRE(::dup2(p[0], STDIN_FILENO) == STDIN_FILENO);
+  ::close(p[0]);
+  const int flags_before = ::fcntl(STDIN_FILENO, F_GETFL);
+  {
+    auto feed = open_list_feed("-");
+    REQUIRE(feed.ok());
+    CHECK_FALSE((*feed)->TryNext());  // an idle pipe: returns at once
+    REQUIRE(::write(p[1], "a.png\n", 6) == 6);
+    auto line = (*feed)->TryNext();
+    REQUIRE(line);
+    CHECK(line->location == "a.png");
+    ::close(p[1]);
+    CHECK_FALSE((*feed)->TryNext());
+    CHECK((*feed)->done());
+  }
+  CHECK(::fcntl(STDIN_FILENO, F_GETFL) == flags_before);
+  ::dup2(saved, STDIN_FILENO);
+  ::close(saved);
+}
