@@ -15,8 +15,10 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "coordinator/child_deadlines.h"
 #include "coordinator/process_crew.h"
 #include "coordinator/report.h"
+#include "coordinator/source_feed.h"
 #include "shared/fd_io.h"
 #include "shared/output_files.h"
 #include "shared/output_names.h"
@@ -125,14 +127,20 @@ struct Child {
   FrameReader reader;
   std::uint64_t jobs = 0;
   Clock::time_point started = Clock::now();
+  Liveness liveness{Clock::now()};  // reset by every frame it sends
+  EndOfRunDeadline end;             // applies once the queue is closed
+  bool killed_silent = false;       // killed by CheckDownloaderAlive
 };
 
 class Coordinator {
  public:
-  Coordinator(const Options& options, Pipeline& pipeline, SourceList& list, ReportWriter& report)
+  Coordinator(const Options& options, Pipeline& pipeline, SourceFeed& list, ReportWriter& report)
       : options_(options), pipe_(pipeline), queue_(*pipeline.queue), list_(list), report_(report) {}
 
   int Run();
+  /// Children left running because they cannot be stopped (threads stuck
+  /// past --job-timeout): the caller must end the process without joining.
+  bool abandoned_children() const { return !abandoned_.empty(); }
 
  private:
   // Sources.
@@ -159,6 +167,9 @@ class Coordinator {
   void SettleCrashedJob(const SlotView& job, const std::string& reason);
   void RespawnWorkers();
   void CheckDeadlines();
+  void AbandonStuckJob(const SlotView& job, const std::string& why);
+  void CheckDownloaderAlive(Clock::time_point now);
+  void CheckEndOfRun(Clock::time_point now);
   void Fatal(std::string message);
 
   // Stopping.
@@ -175,7 +186,7 @@ class Coordinator {
   const Options& options_;
   Pipeline& pipe_;
   JobQueue& queue_;
-  SourceList& list_;
+  SourceFeed& list_;
   ReportWriter& report_;
 
   // Sources.
@@ -198,6 +209,7 @@ class Coordinator {
   bool downloader_wanted_ = false;  // it ended; start another when allowed
   std::map<std::int32_t, std::string> kill_reasons_;
   std::vector<ProcessRow> ended_rows_;
+  std::unordered_set<std::int32_t> abandoned_;  // stuck threads, see abandoned_children()
 
   // Run state.
   RunTotals totals_;
@@ -214,11 +226,12 @@ class Coordinator {
 
 void Coordinator::ReadSources() {
   while (!list_done_ && !draining_ && inflight_.size() < window_) {
-    auto line = list_.Next();
+    auto line = list_.TryNext();
     if (!line) {
+      if (!list_.done()) return;  // nothing more yet: PollOnce waits on the list too
       list_done_ = true;
       totals_.list_done = true;
-      if (!list_.read_status().ok()) Fatal(list_.read_status().ToString());
+      if (!list_.status().ok()) Fatal(list_.status().ToString());
       return;
     }
     Admit(std::move(*line));
@@ -337,6 +350,7 @@ void Coordinator::DrainChild(std::int32_t id) {
   Child& child = it->second;
   const bool open = child.reader.Fill(child.result_fd);
   while (auto frame = child.reader.Next()) {
+    child.liveness.Reset(Clock::now());  // any frame, heartbeats included
     if (frame->type == MessageType::kFetchOutcome) {
       OnFetchOutcome(frame->as<FetchOutcome>());
       ++child.jobs;
@@ -422,13 +436,16 @@ void Coordinator::ReapChildren() {
     auto it = children_.find(e.id);
     std::uint64_t jobs = 0;
     double lived_s = 0;
+    std::string ended = e.Describe();
     if (it != children_.end()) {
+      if (it->second.end.signalled()) ended += ", stopped at the end of the run";
+      if (it->second.killed_silent) ended += ", silent with work due";
       jobs = it->second.jobs;
       lived_s = seconds_since(it->second.started);
       close_fd(it->second.result_fd);
       children_.erase(it);
     }
-    ended_rows_.push_back({std::string(role_name(e.role)), e.id, e.usage, jobs, e.Describe()});
+    ended_rows_.push_back({std::string(role_name(e.role)), e.id, e.usage, jobs, ended});
     if (e.role == Role::kDownloader)
       OnDownloaderExit(e, lived_s, jobs);
     else
@@ -532,10 +549,55 @@ void Coordinator::CheckDeadlines() {
   const std::int64_t limit = static_cast<std::int64_t>(options_.job_timeout_s) * 1000;
   for (const SlotView& v : queue_.Snapshot()) {
     if (v.state != SlotState::kTaken || now - v.taken_at_ms <= limit) continue;
-    if (kill_reasons_.count(v.owner)) continue;
+    if (kill_reasons_.count(v.owner) || abandoned_.count(v.owner)) continue;
+    const std::string why = "job timed out after " + std::to_string(options_.job_timeout_s) + " s (--job-timeout)";
     if (pipe_.crew->Kill(v.owner, SIGKILL))
-      kill_reasons_[v.owner] = "job timed out after " + std::to_string(options_.job_timeout_s) +
-                               " s (--job-timeout); worker killed";
+      kill_reasons_[v.owner] = why + "; worker killed";
+    else
+      AbandonStuckJob(v, why);
+  }
+  CheckDownloaderAlive(last_deadline_check_);
+  CheckEndOfRun(last_deadline_check_);
+}
+
+/// A job past its deadline on a child that cannot be killed (a thread): its
+/// source fails as timed out and the run ends as fatal without waiting for
+/// that child (the caller exits without joining it, abandoned_children()).
+void Coordinator::AbandonStuckJob(const SlotView& job, const std::string& why) {
+  abandoned_.insert(job.owner);
+  FinishFailed(job.source_id, Code::kTimeout, why + "; its thread cannot be stopped, so the run ends", job.attempt);
+  Fatal(why + " on a thread that cannot be stopped");
+}
+
+/// A downloader silent for kDownloaderSilenceLimit while transfers are due
+/// (it beats every kHeartbeatIntervalMs while it has work) is stopped or
+/// wedged: it is killed, and its exit restarts it like a crash.
+void Coordinator::CheckDownloaderAlive(Clock::time_point now) {
+  auto it = children_.find(downloader_);
+  if (downloader_ == 0 || it == children_.end() || it->second.killed_silent) return;
+  Child& d = it->second;
+  const bool due =
+      std::any_of(inflight_.begin(), inflight_.end(), [](const auto& entry) { return !entry.second.queued; });
+  if (!due) return d.liveness.Reset(now);
+  if (!d.liveness.Overdue(now, kDownloaderSilenceLimit)) return;
+  // A thread cannot be killed alone; its transfers end by --timeout.
+  if (!pipe_.crew->Kill(downloader_, SIGKILL)) return d.liveness.Reset(now);
+  d.killed_silent = true;
+  std::fprintf(stderr, "\nthumbmill: the downloader (%d) sent nothing for %lld ms with transfers due; killed, restarting it\n",
+               downloader_, static_cast<long long>(kDownloaderSilenceLimit.count()));
+}
+
+/// Once the queue is closed every child should exit by itself; one that
+/// stays (stopped, wedged) with nothing left to do is stopped by
+/// EndOfRunDeadline's TERM-then-KILL, and its end is not a failure.
+void Coordinator::CheckEndOfRun(Clock::time_point now) {
+  if (!draining_) return;
+  std::unordered_set<std::int32_t> busy;
+  for (const SlotView& v : queue_.Snapshot())
+    if (v.state == SlotState::kTaken || v.state == SlotState::kFilling) busy.insert(v.owner);
+  for (auto& [id, child] : children_) {
+    if (abandoned_.count(id)) continue;
+    if (const int signo = child.end.Due(busy.count(id) > 0, now)) (void)pipe_.crew->Kill(id, signo);
   }
 }
 
@@ -581,7 +643,11 @@ void Coordinator::DropUnstarted() {
   }
 }
 
-bool Coordinator::Finished() const { return draining_ && children_.empty(); }
+/// Done when every child has ended, or every one left is abandoned.
+bool Coordinator::Finished() const {
+  return draining_ && std::all_of(children_.begin(), children_.end(),
+                                  [this](const auto& entry) { return abandoned_.count(entry.first) > 0; });
+}
 
 // --- loop plumbing ---------------------------------------------------------
 
@@ -592,6 +658,11 @@ void Coordinator::PollOnce() {
   owners.push_back(0);
   if (request_fd_ >= 0 && !to_send_.empty()) {
     fds.push_back({request_fd_, POLLOUT, 0});
+    owners.push_back(0);
+  }
+  // The list wakes the loop when it has more (ReadSources reads it next).
+  if (!list_done_ && !draining_ && inflight_.size() < window_ && list_.wait_fd() >= 0) {
+    fds.push_back({list_.wait_fd(), POLLIN, 0});
     owners.push_back(0);
   }
   for (const auto& [id, c] : children_) {
@@ -689,7 +760,7 @@ int coordinator_main(int argc, char** argv, const PipelineMaker& make_pipeline) 
   }
   ::signal(SIGPIPE, SIG_IGN);
 
-  auto list = SourceList::Open(options.list_path);
+  auto list = open_list_feed(options.list_path);
   if (!list.ok()) {
     std::fprintf(stderr, "coordinator: %s\n", list.status().ToString().c_str());
     return kExitUsage;
@@ -721,10 +792,19 @@ int coordinator_main(int argc, char** argv, const PipelineMaker& make_pipeline) 
     return kExitUsage;
   }
   Coordinator coordinator(options, *pipeline, **list, *report);
-  const int code = coordinator.Run();
+  int code = coordinator.Run();
   if (Status st = report->Close(); !st.ok()) {
-    std::fprintf(stderr, "coordinator: fatal: the report is incomplete: %s\n", st.ToString().c_str());
-    return kExitFatal;
+    std::fprintf(stderr, "coordinator: fatal: the report is incomplete: %s
+", st.ToString().c_str());
+    code = kExitFatal;
+  }
+  if (coordinator.abandoned_children()) {
+    // A thread stuck past --job-timeout can be neither stopped nor joined:
+    // the report and summary are out, so end here instead of in ~ThreadCrew.
+    pipeline->temp_dir = TempDir();
+    list->reset();  // gives standard input its flags back
+    std::fflush(nullptr);
+    std::_Exit(code);
   }
   return code;
 }

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <deque>
@@ -45,11 +46,35 @@ struct Requests {
   }
 };
 
-bool send_outcomes(Fetcher& fetcher, int result_fd) {
-  for (const FetchOutcome& outcome : fetcher.TakeOutcomes())
-    if (!write_record(result_fd, MessageType::kFetchOutcome, outcome).ok()) return false;
-  return true;
-}
+constexpr auto kHeartbeatInterval = std::chrono::milliseconds(kHeartbeatIntervalMs);
+
+/// Writes every finished outcome, and a Heartbeat when the loop has work
+/// and has said nothing for kHeartbeatInterval. False when the coordinator
+/// is gone.
+class Sender {
+ public:
+  explicit Sender(int result_fd) : fd_(result_fd) {}
+
+  bool Send(Fetcher& fetcher, const Requests& requests) {
+    for (const FetchOutcome& outcome : fetcher.TakeOutcomes()) {
+      if (!write_record(fd_, MessageType::kFetchOutcome, outcome).ok()) return false;
+      last_sent_ = Clock::now();
+    }
+    const bool has_work = fetcher.active() > 0 || !requests.waiting.empty();
+    if (!has_work || Clock::now() - last_sent_ < kHeartbeatInterval) return true;
+    Heartbeat beat;
+    beat.transfers = static_cast<std::uint32_t>(fetcher.active());
+    beat.waiting = static_cast<std::uint32_t>(requests.waiting.size());
+    if (!write_record(fd_, MessageType::kHeartbeat, beat).ok()) return false;
+    last_sent_ = Clock::now();
+    return true;
+  }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  int fd_;
+  Clock::time_point last_sent_ = Clock::now();
+};
 
 }  // namespace
 
@@ -63,18 +88,23 @@ int run_downloader(JobQueue& queue, const Options& options, const std::string& t
   // dead downloader's slots by it.
   Fetcher fetcher(queue, options, temp_dir, static_cast<std::int32_t>(::getpid()));
   Requests requests(request_fd);
+  Sender sender(result_fd);
   for (;;) {
     requests.Read();
     while (!requests.waiting.empty() && fetcher.CanStart()) {
       fetcher.Start(requests.waiting.front());
       requests.waiting.pop_front();
     }
-    if (!send_outcomes(fetcher, result_fd)) {
+    if (!sender.Send(fetcher, requests)) {
       std::fprintf(stderr, "thumbmill downloader: result pipe is closed; stopping\n");
       return 1;  // ~Fetcher gives back what we were filling
     }
     if (requests.eof && requests.waiting.empty() && fetcher.active() == 0) return 0;
-    fetcher.Wait(requests.eof ? -1 : request_fd, requests.waiting.empty() ? kIdleWait : kBlockedWait);
+    // With transfers under way, wake in time for the next heartbeat.
+    const auto wait = !requests.waiting.empty() ? kBlockedWait
+                      : fetcher.active() > 0    ? std::min<std::chrono::milliseconds>(kIdleWait, kHeartbeatInterval)
+                                                : kIdleWait;
+    fetcher.Wait(requests.eof ? -1 : request_fd, wait);
   }
 }
 

@@ -16,6 +16,9 @@ namespace thumbmill {
 /// Options::downloads sources are in flight; later requests wait here in
 /// arrival order (the sender bounds how many it sends ahead).
 ///
+/// While it has work it also writes a Heartbeat at least every
+/// kHeartbeatIntervalMs (wire.h): the coordinator kills a silent one.
+///
 /// Returns 0 once `request_fd` is at end of file and every request is
 /// answered; 1 at once when `result_fd` cannot be written (EPIPE: the reader
 /// is gone, nobody would learn the outcomes) or `request_fd` is unusable.

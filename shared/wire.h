@@ -2,7 +2,9 @@
 //
 // The coordinator sends FetchRequests to the downloader; the downloader
 // answers each with a FetchOutcome; each worker sends a ResizeOutcome per
-// job. Every message is one frame, a FrameHeader and a fixed-size, trivially
+// job. While it has work, the downloader also sends a Heartbeat at least
+// every kHeartbeatIntervalMs, so a stopped or wedged one is noticed by its
+// silence (the coordinator kills it after many missed beats). Every message is one frame, a FrameHeader and a fixed-size, trivially
 // copyable record, written with a single write() of at most PIPE_BUF bytes,
 // which the kernel delivers whole or not at all: a writer killed mid-message
 // never leaves half a record in the pipe. Only FetchRequest has a variable
@@ -34,6 +36,7 @@ enum class MessageType : std::uint32_t {
   kFetchRequest = 1,
   kFetchOutcome = 2,
   kResizeOutcome = 3,
+  kHeartbeat = 4,
 };
 
 struct FrameHeader {
@@ -83,6 +86,17 @@ struct ResizeOutcome {
   char error[kMaxErrorText] = {};
 };
 
+/// Longest a downloader with work stays silent. Receivers must allow many
+/// times this (a busy machine delays a beat), never one interval.
+inline constexpr int kHeartbeatIntervalMs = 250;
+
+/// Downloader -> coordinator: alive, with this much work (sent only while
+/// it has some; any other frame is a sign of life too).
+struct Heartbeat {
+  std::uint32_t transfers = 0;  // sources being fetched
+  std::uint32_t waiting = 0;    // requests read and not started
+};
+
 template <class T>
 constexpr bool kIsWireRecord = std::is_trivially_copyable_v<T> && std::is_standard_layout_v<T> &&
                                sizeof(FrameHeader) + sizeof(T) <= PIPE_BUF;
@@ -90,5 +104,6 @@ constexpr bool kIsWireRecord = std::is_trivially_copyable_v<T> && std::is_standa
 static_assert(kIsWireRecord<FetchRequest>);
 static_assert(kIsWireRecord<FetchOutcome>);
 static_assert(kIsWireRecord<ResizeOutcome>);
+static_assert(kIsWireRecord<Heartbeat>);
 
 }  // namespace thumbmill

@@ -1,0 +1,45 @@
+// SourceFeed: where the coordinator's loop gets its sources, without ever
+// blocking it.
+//
+// The loop has one blocking call, its poll (style rule 9). A feed hands out
+// the lines it has now and otherwise names a descriptor for that poll that
+// becomes readable when it may have more. Today's feed is the --list file,
+// pipe, FIFO or standard input, read through a non-blocking descriptor; a
+// later source of jobs (an S3 listing, a Redis batch) plugs in behind the
+// same interface, with a thread that feeds an eventfd or a pipe if its
+// client library blocks. Parsing stays in SourceList (shared/source_list.h).
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "shared/source_list.h"
+#include "shared/status.h"
+
+namespace thumbmill {
+
+class SourceFeed {
+ public:
+  virtual ~SourceFeed() = default;
+
+  /// The next line if one is ready now; nullopt when none is (then either
+  /// done(), or poll wait_fd() for POLLIN and ask again). Never blocks.
+  virtual std::optional<SourceLine> TryNext() = 0;
+  /// Every line has been returned, or reading failed (see status()).
+  virtual bool done() const = 0;
+  /// The descriptor to poll for POLLIN while !done(); -1 when there is none
+  /// (then ask again after any wake-up).
+  virtual int wait_fd() const = 0;
+  /// Not ok when reading the list itself failed (not a malformed line).
+  virtual const Status& status() const = 0;
+};
+
+/// The list named by --list: a file, a pipe or FIFO, or standard input for
+/// "-". Opening a FIFO waits for its writer, as opening it always does; after
+/// that nothing blocks. A list that cannot be opened is a kIoError naming the
+/// path and the reason. Standard input gets O_NONBLOCK while the feed lives
+/// and its flags back afterwards (the descriptor is shared with the shell).
+Result<std::unique_ptr<SourceFeed>> open_list_feed(const std::string& path);
+
+}  // namespace thumbmill
