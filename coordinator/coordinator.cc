@@ -794,8 +794,7 @@ int coordinator_main(int argc, char** argv, const PipelineMaker& make_pipeline) 
   Coordinator coordinator(options, *pipeline, **list, *report);
   int code = coordinator.Run();
   if (Status st = report->Close(); !st.ok()) {
-    std::fprintf(stderr, "coordinator: fatal: the report is incomplete: %s
-", st.ToString().c_str());
+    std::fprintf(stderr, "coordinator: fatal: the report is incomplete: %s\n", st.ToString().c_str());
     code = kExitFatal;
   }
   if (coordinator.abandoned_children()) {
