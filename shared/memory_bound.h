@@ -14,6 +14,22 @@
 
 namespace thumbmill {
 
+/// Whether a worker can be held to RLIMIT_DATA in this build. Not under
+/// AddressSanitizer: its terabytes of shadow memory count as data, so once
+/// the limit is set every later mapping fails ("Failed to mmap"). The
+/// sanitizer build runs workers with the estimate alone.
+#if defined(__SANITIZE_ADDRESS__)
+inline constexpr bool kWorkerDataLimitAvailable = false;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+inline constexpr bool kWorkerDataLimitAvailable = false;
+#else
+inline constexpr bool kWorkerDataLimitAvailable = true;
+#endif
+#else
+inline constexpr bool kWorkerDataLimitAvailable = true;
+#endif
+
 /// Exit status of a worker whose memory ran out (an allocation failed under
 /// its hard limit). The coordinator treats it like a crash, requeues the job
 /// once, and reports "worker out of memory" as too-much-memory.

@@ -17,6 +17,7 @@
 #include <vips/vips8>
 
 #include "shared/memory_bound.h"
+#include "tests/skip.h"
 #include "tests/test_support.h"
 
 using namespace thumbmill::testing;
@@ -69,12 +70,12 @@ struct Run {
   CommandResult result;
 
   void Go(const std::vector<fs::path>& sources, const std::vector<std::string>& flags,
-          std::map<std::string, std::string> env = {}) {
+          std::map<std::string, std::string> env = {}, const fs::path& program = coordinator()) {
     fs::create_directories(temp);
     std::string text;
     for (const auto& s : sources) text += s.string() + "\n";
     write_file(list, text);
-    std::vector<std::string> argv = {coordinator().string(), "--out", out.string(), "--report", report.string(),
+    std::vector<std::string> argv = {program.string(), "--out", out.string(), "--report", report.string(),
                                      "--no-progress"};
     argv.insert(argv.end(), flags.begin(), flags.end());
     argv.push_back(list.string());
@@ -135,6 +136,7 @@ TEST_CASE("hostile images fail as too-much-memory from their headers; the worker
   }
   // 12 MP baseline JPEGs shrink on load: well under even 32 MB.
   for (const fs::path& photo : im.photos) CHECK(report.at(photo.string())["status"] == "ok");
+  if (!thumbmill::kWorkerDataLimitAvailable) THUMBMILL_SKIP("peak RSS: an AddressSanitizer worker's is its shadow memory's");
   const std::vector<double> rss = worker_peak_rss_mb(run.result.err);
   REQUIRE(rss.size() == 1);
   const double bound_mb = static_cast<double>(thumbmill::worker_memory_limit_mib(kMaxDecodeMb)) * 1.048576;
@@ -155,6 +157,7 @@ TEST_CASE("a normal 12 MP baseline JPEG still succeeds with default options") {
 }
 
 TEST_CASE("the hard limit holds when the estimate is defeated: out of memory, requeued once, the run goes on") {
+  if (!thumbmill::kWorkerDataLimitAvailable) THUMBMILL_SKIP("no RLIMIT_DATA under AddressSanitizer (shared/memory_bound.h)");
   Images& im = images();
   Run run;
   std::vector<fs::path> sources = {im.png, im.jpeg};
@@ -177,4 +180,17 @@ TEST_CASE("the hard limit holds when the estimate is defeated: out of memory, re
   CHECK(run.result.err.find("4 worker") != std::string::npos);  // two restarts for each
   const double bound_mb = static_cast<double>(thumbmill::worker_memory_limit_mib(kMaxDecodeMb)) * 1.048576;
   for (double rss : worker_peak_rss_mb(run.result.err)) CHECK(rss < bound_mb);
+}
+
+TEST_CASE("the threaded build applies the estimate too (it has no per-worker limit)") {
+  Images& im = images();
+  Run run;
+  const std::vector<fs::path> sources = {im.png, im.jpeg, im.photos[0]};
+  run.Go(sources, {"--workers", "1", "--max-decode-mb", "32"}, {},
+         build_dir() / "coordinator" / "coordinator-threaded");
+  INFO(run.result.err);
+  CHECK(run.result.exit_code == 1);
+  const auto report = run.ByPath(sources.size());
+  for (const fs::path& hostile : {im.png, im.jpeg}) CHECK(report.at(hostile.string())["error_code"] == "too-much-memory");
+  CHECK(report.at(im.photos[0].string())["status"] == "ok");
 }

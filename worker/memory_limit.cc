@@ -44,6 +44,7 @@ void on_glib_error(const gchar* domain, GLogLevelFlags level, const gchar* messa
 }  // namespace
 
 Status limit_worker_memory(std::uint64_t limit_bytes) {
+  if (!kWorkerDataLimitAvailable) return Status::Ok();  // see shared/memory_bound.h
   rlimit current{};
   if (::getrlimit(RLIMIT_DATA, &current) != 0) return Status::FromErrno("getrlimit(RLIMIT_DATA)");
   rlimit wanted = current;

@@ -30,7 +30,8 @@ namespace thumbmill {
 
 /// Sets RLIMIT_DATA to `limit_bytes` (kept lower if the soft or hard limit
 /// in place already is) and installs the allocation-failure exits. Call
-/// before libvips starts, once. Fails only if setrlimit does.
+/// before libvips starts, once. Fails only if setrlimit does. Does nothing
+/// where kWorkerDataLimitAvailable is false (AddressSanitizer builds).
 Status limit_worker_memory(std::uint64_t limit_bytes);
 
 /// Whether limit_worker_memory has run in this process: then an allocation

@@ -124,9 +124,7 @@ Status untrusted_format(std::string_view format) {
 Status vips_failure(Code code, std::string_view context, std::string_view fallback) {
   const VipsErrorLine line = take_vips_error(fallback);
   if (line.text == "operation is blocked") return untrusted_format(format_of_loader(line.domain));
-  if (says_out_of_memory(line.text)) {
-    return out_of_memory(line.text);
-  }
+  if (says_out_of_memory(line.text)) return out_of_memory(line.text);
   return Status(code, std::string(context) + ": " + line.text);
 }
 
