@@ -20,6 +20,7 @@
 #include "coordinator/report.h"
 #include "coordinator/source_feed.h"
 #include "shared/fd_io.h"
+#include "shared/memory_bound.h"
 #include "shared/output_files.h"
 #include "shared/output_names.h"
 #include "shared/process_setup.h"
@@ -164,7 +165,7 @@ class Coordinator {
   void OnDownloaderExit(const ChildExit& e, double lived_s, std::uint64_t jobs);
   void RestartDownloader();
   void OnWorkerExit(const ChildExit& e, double lived_s, std::uint64_t jobs);
-  void SettleCrashedJob(const SlotView& job, const std::string& reason);
+  void SettleCrashedJob(const SlotView& job, Code code, const std::string& reason);
   void RespawnWorkers();
   void CheckDeadlines();
   void AbandonStuckJob(const SlotView& job, const std::string& why);
@@ -487,12 +488,18 @@ void Coordinator::RestartDownloader() {
 
 void Coordinator::OnWorkerExit(const ChildExit& e, double lived_s, std::uint64_t jobs) {
   std::string reason = "worker crashed (" + e.Describe() + ")";
+  Code code = Code::kWorkerCrashed;
+  if (!e.signaled && e.exit_code == kWorkerOutOfMemoryExit) {
+    code = Code::kTooMuchMemory;
+    reason = "worker out of memory (over its limit of " +
+             std::to_string(worker_memory_limit_mib(options_.max_decode_mb)) + " MiB)";
+  }
   if (auto k = kill_reasons_.find(e.id); k != kill_reasons_.end()) {
     reason = k->second;
     kill_reasons_.erase(k);
   }
   const std::vector<SlotView> held = queue_.ReclaimDead(e.id);
-  for (const SlotView& job : held) SettleCrashedJob(job, reason);
+  for (const SlotView& job : held) SettleCrashedJob(job, code, reason);
 
   const bool clean = !e.signaled && e.exit_code == 0;
   if (draining_ && clean) return;
@@ -507,7 +514,7 @@ void Coordinator::OnWorkerExit(const ChildExit& e, double lived_s, std::uint64_t
 /// A job whose worker died: tried again once (its body is still in the
 /// arena), failed on the second death (a poison pill must not take down
 /// workers forever), or just freed if its outcome had already arrived.
-void Coordinator::SettleCrashedJob(const SlotView& job, const std::string& reason) {
+void Coordinator::SettleCrashedJob(const SlotView& job, Code code, const std::string& reason) {
   // A worker killed mid-write leaves a hidden temp file named after its
   // final name and the worker (output_files.h).
   std::vector<std::string> names;
@@ -525,7 +532,7 @@ void Coordinator::SettleCrashedJob(const SlotView& job, const std::string& reaso
   if (!pending) return;
   if (draining_ && job.attempt < kMaxAttempts)
     return FinishFailed(job.source_id, Code::kInterrupted, "interrupted before it finished", job.attempt);
-  FinishFailed(job.source_id, Code::kWorkerCrashed, reason + " on " + std::to_string(job.attempt) + " attempts",
+  FinishFailed(job.source_id, code, reason + " on " + std::to_string(job.attempt) + " attempts",
                job.attempt);
 }
 

@@ -74,10 +74,12 @@ constexpr IntLimit kStallTimeout{"--stall-timeout", &Options::stall_timeout_s, 1
 constexpr IntLimit kMaxRedirects{"--max-redirects", &Options::max_redirects, 0, 100};
 constexpr IntLimit kFetchAttempts{"--fetch-attempts", &Options::fetch_attempts, 1, 100};
 constexpr IntLimit kJobTimeout{"--job-timeout", &Options::job_timeout_s, 1, 86400};
+constexpr IntLimit kMaxDecodeMb{"--max-decode-mb", &Options::max_decode_mb, 16, 1 << 20};
 
 constexpr IntLimit kIntLimits[] = {
     kQuality,      kWorkers,       kDownloads,     kQueueMb,       kConnectTimeout,
     kTransferTimeout, kStallTimeout, kMaxRedirects, kFetchAttempts, kJobTimeout,
+    kMaxDecodeMb,
 };
 
 std::string range_text(const IntLimit& limit) {
@@ -309,6 +311,11 @@ void add_limit_options(CLI::App& app, Options& o) {
                  "(default 100MP)")
       ->type_name("N")
       ->transform(checked_by(parse_pixel_count))
+      ->group(group);
+  add_int(app, o, kMaxDecodeMb,
+          "Reject images whose decode would need more MiB than this (progressive JPEGs and "
+          "interlaced PNGs decode whole); each worker process is held to 1.5 times it plus 128")
+      ->type_name("MB")
       ->group(group);
   app.add_flag("--allow-untrusted-formats", o.allow_untrusted_formats,
                "Also load formats libvips does not trust with hostile input (svg, pdf, ...)")
@@ -589,7 +596,7 @@ void from_json(const nlohmann::json& j, Format& format) {
 // child built from different sources cannot silently disagree.
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Options, list_path, out_dir, sizes, format, quality, workers,
                                    downloads, queue_mb, max_bytes, max_pixels,
-                                   allow_untrusted_formats, report_path, connect_timeout_s,
+                                   max_decode_mb, allow_untrusted_formats, report_path, connect_timeout_s,
                                    transfer_timeout_s, stall_timeout_s, max_redirects,
                                    fetch_attempts, job_timeout_s, force, fsync, progress, quiet)
 

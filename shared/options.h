@@ -92,6 +92,12 @@ struct Options {
   // it is decoded. Default: 100 megapixels
   std::uint64_t max_pixels = 100'000'000;
 
+  // An image whose decode the header says would need more memory than this,
+  // in MiB, is rejected before it is decoded (progressive JPEGs and
+  // interlaced PNGs decode whole). Each worker process is also held to a hard
+  // limit derived from it (shared/memory_bound.h). Default: 512
+  int max_decode_mb = 512;
+
   // Allow loaders libvips does not trust with hostile input (svg, pdf,
   // magick, ...). Default: false
   bool allow_untrusted_formats = false;

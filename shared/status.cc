@@ -16,6 +16,7 @@ std::string_view code_name(Code code) {
     case Code::kNotAnImage: return "not-an-image";
     case Code::kUntrustedFormat: return "untrusted-format";
     case Code::kTooManyPixels: return "too-many-pixels";
+    case Code::kTooMuchMemory: return "too-much-memory";
     case Code::kCorruptImage: return "corrupt-image";
     case Code::kEncodeFailed: return "encode-failed";
     case Code::kWorkerCrashed: return "worker-crashed";

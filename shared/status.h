@@ -26,6 +26,7 @@ enum class Code : int {
   kNotAnImage,       // empty body, HTML, random bytes: no loader matches
   kUntrustedFormat,  // a loader libvips does not trust with hostile input
   kTooManyPixels,    // the header declares more than --max-pixels
+  kTooMuchMemory,    // decoding would need more than --max-decode-mb, or ran out
   kCorruptImage,     // the decoder failed part-way (truncated, damaged)
   kEncodeFailed,     // the saver failed
   kWorkerCrashed,    // the process that held the job died

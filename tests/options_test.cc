@@ -76,6 +76,7 @@ Options unusual_options() {
   o.queue_mb = 1024;
   o.max_bytes = 123'456'789'012ULL;
   o.max_pixels = 7'777'777;
+  o.max_decode_mb = 96;
   o.allow_untrusted_formats = true;
   o.report_path = "run.jsonl";
   o.connect_timeout_s = 3;
@@ -102,6 +103,7 @@ void check_same_fields(const Options& a, const Options& b) {
   CHECK(a.queue_mb == b.queue_mb);
   CHECK(a.max_bytes == b.max_bytes);
   CHECK(a.max_pixels == b.max_pixels);
+  CHECK(a.max_decode_mb == b.max_decode_mb);
   CHECK(a.allow_untrusted_formats == b.allow_untrusted_formats);
   CHECK(a.report_path == b.report_path);
   CHECK(a.connect_timeout_s == b.connect_timeout_s);
@@ -118,7 +120,7 @@ void check_same_fields(const Options& a, const Options& b) {
 
 // Options has this many fields; check_same_fields and the JSON must cover
 // them all. Update all three together.
-constexpr std::size_t kOptionFields = 22;
+constexpr std::size_t kOptionFields = 23;
 
 }  // namespace
 
@@ -251,6 +253,7 @@ TEST_CASE("defaults: only LIST given") {
   CHECK(o.queue_mb == 256);
   CHECK(o.max_bytes == 100'000'000);
   CHECK(o.max_pixels == 100'000'000);
+  CHECK(o.max_decode_mb == 512);
   CHECK_FALSE(o.allow_untrusted_formats);
   CHECK(o.report_path.empty());
   CHECK(o.connect_timeout_s == 10);
@@ -276,6 +279,7 @@ TEST_CASE("every flag reaches its field") {
   Options o = parse_ok({"--out", "/tmp/thumbs out", "--sizes", "48,300x200", "--sizes", "1x100000",
                         "--format", "avif", "--quality", "42", "--workers", "0", "--downloads", "99",
                         "--queue-mb", "1024", "--max-bytes", "123456789012", "--max-pixels", "7777777",
+                        "--max-decode-mb", "96",
                         "--allow-untrusted-formats", "--report", "run.jsonl", "--connect-timeout", "3",
                         "--timeout", "600", "--stall-timeout", "7", "--max-redirects", "0",
                         "--fetch-attempts", "9", "--job-timeout", "5", "--force", "--fsync", "--progress",
@@ -563,6 +567,39 @@ TEST_CASE("a misspelled option is named, with the nearest valid spelling") {
   CHECK(parse_ok({"--report", "--weird-name.jsonl", "urls.txt"}).report_path == "--weird-name.jsonl");
   // After "--" everything is LIST.
   CHECK(parse_ok({"--", "--worker"}).list_path == "--worker");
+}
+
+// ---------------------------------------------------------------------------
+// --max-decode-mb (issue 7 §4): the decode-memory estimate's limit, which also
+// sizes each worker's hard memory limit.
+
+TEST_CASE("--max-decode-mb: default 512, range 16-1048576, checked by hand and from JSON") {
+  CHECK(Options{}.max_decode_mb == 512);
+  CHECK(parse_ok({"--max-decode-mb", "16", "l"}).max_decode_mb == 16);
+  CHECK(parse_ok({"--max-decode-mb=1048576", "l"}).max_decode_mb == 1048576);
+  for (const char* bad : {"0", "15", "-1", "1048577", "lots", "0x40", "1.5"}) {
+    CAPTURE(bad);
+    const std::string error = parse_error({"--max-decode-mb", bad, "l"});
+    CHECK(error.starts_with("--max-decode-mb: "));
+    CHECK(contains(error, single_quoted(bad)));
+  }
+  Options o;
+  o.list_path = "l";
+  o.max_decode_mb = 8;
+  CHECK(finalize_options(o).message().starts_with("--max-decode-mb: "));
+
+  nlohmann::json j = nlohmann::json::parse(options_to_json(unusual_options()));
+  CHECK(j["max_decode_mb"] == 96);
+  j["max_decode_mb"] = 4;
+  CHECK_FALSE(options_from_json(j.dump()).ok());
+  j.erase("max_decode_mb");
+  CHECK_FALSE(options_from_json(j.dump()).ok());
+}
+
+TEST_CASE("--max-decode-mb is listed in --help with its default") {
+  const Run help = run({"--help"});
+  CHECK(contains(help.out, "--max-decode-mb"));
+  CHECK(contains(help.out, "default 512"));
 }
 
 }  // namespace thumbmill

@@ -1,6 +1,7 @@
 // Tests for worker/resize: every input is made here with libvips itself, in
 // memory (or in a temporary directory for the path source).
 #include "worker/resize.h"
+#include "worker/decode_estimate.h"
 
 #include <unistd.h>
 
@@ -511,6 +512,131 @@ TEST_CASE("ResizeSettings::From copies what the resizer needs") {
   CHECK(settings.quality == 70);
   CHECK(settings.max_pixels == 12345);
   CHECK(settings.allow_untrusted_formats);
+}
+
+// ---------------------------------------------------------------------------
+// Decode memory (issue 7 §4): progressive JPEGs and interlaced PNGs decode
+// whole, and bands and bit depth multiply it; the header says so before a
+// pixel is decoded. Flat images: many pixels, few bytes on disk.
+
+/// A flat 4-band 16-bit RGB image (RGBA, 8 bytes a pixel).
+VImage flat_rgba16(int width, int height) {
+  return VImage::black(width, height, VImage::option()->set("bands", 4))
+      .cast(VIPS_FORMAT_USHORT)
+      .copy(VImage::option()->set("interpretation", static_cast<int>(VIPS_INTERPRETATION_RGB16)));
+}
+
+/// A flat CMYK image (4 bands, 8-bit).
+VImage flat_cmyk(int width, int height) {
+  return (VImage::black(width, height, VImage::option()->set("bands", 4)) + 20)
+      .cast(VIPS_FORMAT_UCHAR)
+      .copy(VImage::option()->set("interpretation", static_cast<int>(VIPS_INTERPRETATION_CMYK)));
+}
+
+const Bytes& interlaced_rgba16_png() {
+  static const Bytes png = encode_as(flat_rgba16(4000, 3000), ".png",
+                                     VImage::option()->set("interlace", true)->set("compression", 9));
+  return png;
+}
+
+const Bytes& sequential_rgba16_png() {
+  static const Bytes png =
+      encode_as(flat_rgba16(4000, 3000), ".png", VImage::option()->set("compression", 9));
+  return png;
+}
+
+const Bytes& progressive_cmyk_jpeg() {
+  static const Bytes jpeg =
+      encode_as(flat_cmyk(4000, 3000), ".jpg", VImage::option()->set("interlace", true));
+  return jpeg;
+}
+
+const Bytes& baseline_cmyk_jpeg() {
+  static const Bytes jpeg = encode_as(flat_cmyk(4000, 3000), ".jpg");
+  return jpeg;
+}
+
+ResizeSettings with_decode_limit_mb(std::uint64_t mb) {
+  ResizeSettings settings = settings_with(kDefaultWidths);
+  settings.max_decode_bytes = mb << 20;
+  return settings;
+}
+
+TEST_CASE("an interlaced 16-bit RGBA PNG over --max-decode-mb is refused from its header") {
+  start_vips();
+  const Bytes& png = interlaced_rgba16_png();
+  REQUIRE(png.size() < 1'000'000);  // small on disk, 96 MB decoded
+  auto result = make(png, with_decode_limit_mb(112));
+  REQUIRE_FALSE(result.ok());
+  CHECK(result.status().code() == Code::kTooMuchMemory);
+  CHECK(code_name(Code::kTooMuchMemory) == "too-much-memory");
+  const std::string message = result.status().message();
+  CAPTURE(message);
+  CHECK(message.starts_with("decoding needs about "));
+  CHECK(message.find("interlaced") != std::string::npos);
+  CHECK(message.find("over --max-decode-mb 112") != std::string::npos);
+  // The same pixels without interlacing stream through in rows: accepted.
+  auto sequential = make(sequential_rgba16_png(), with_decode_limit_mb(112));
+  CHECK_MESSAGE(sequential.ok(), sequential.status().message());
+}
+
+TEST_CASE("a progressive CMYK JPEG over --max-decode-mb is refused; the baseline one is not") {
+  start_vips();
+  const Bytes& jpeg = progressive_cmyk_jpeg();
+  REQUIRE(jpeg.size() < 1'000'000);
+  auto result = make(jpeg, with_decode_limit_mb(112));
+  REQUIRE_FALSE(result.ok());
+  CHECK(result.status().code() == Code::kTooMuchMemory);
+  CHECK(result.status().message().find("progressive") != std::string::npos);
+  auto baseline = make(baseline_cmyk_jpeg(), with_decode_limit_mb(112));
+  CHECK_MESSAGE(baseline.ok(), baseline.status().message());
+}
+
+TEST_CASE("a 12 MP baseline JPEG passes the default limit and a small one (shrink-on-load)") {
+  start_vips();
+  auto with_defaults = make(photo_4000x3000(), settings_with(kDefaultWidths));
+  CHECK_MESSAGE(with_defaults.ok(), with_defaults.status().message());
+  CHECK(settings_with(kDefaultWidths).max_decode_bytes == std::uint64_t{512} << 20);
+  auto small_limit = make(photo_4000x3000(), with_decode_limit_mb(32));
+  CHECK_MESSAGE(small_limit.ok(), small_limit.status().message());
+}
+
+TEST_CASE("the hostile images pass a limit large enough for them") {
+  start_vips();
+  for (const Bytes* bytes : {&interlaced_rgba16_png(), &progressive_cmyk_jpeg()}) {
+    auto result = make(*bytes, with_decode_limit_mb(512));
+    CHECK_MESSAGE(result.ok(), result.status().message());
+  }
+}
+
+TEST_CASE("estimate_decode_bytes: whole images cost every pixel, streamed ones a band of rows") {
+  DecodeShape png;
+  png.width = 9945;
+  png.height = 9945;
+  png.bands = 4;
+  png.sample_bytes = 2;
+  png.has_alpha = true;
+  png.whole_image = true;
+  // The issue's 98.9 MP interlaced RGBA16 PNG measured 884 MB in one worker.
+  const std::uint64_t whole = estimate_decode_bytes(png);
+  CHECK(whole >= 884'000'000);
+  CHECK(whole <= 1'200'000'000);
+  png.whole_image = false;
+  const std::uint64_t rows = estimate_decode_bytes(png);
+  CHECK(rows < whole - 700'000'000);
+  DecodeShape jpeg;
+  jpeg.width = 4000;
+  jpeg.height = 3000;
+  jpeg.bands = 3;
+  jpeg.sample_bytes = 1;
+  jpeg.load_shrink = 8;
+  CHECK(estimate_decode_bytes(jpeg) < std::uint64_t{32} << 20);
+}
+
+TEST_CASE("ResizeSettings::From takes --max-decode-mb in MiB") {
+  Options options;
+  options.max_decode_mb = 100;
+  CHECK(ResizeSettings::From(options).max_decode_bytes == std::uint64_t{100} << 20);
 }
 
 }  // namespace

@@ -4,8 +4,10 @@
 
 #include <cstdlib>
 
+#include "shared/memory_bound.h"
 #include "shared/process_setup.h"
 #include "shared/wire.h"
+#include "worker/memory_limit.h"
 #include "worker/resize.h"
 #include "worker/worker_loop.h"
 
@@ -14,6 +16,11 @@ int main(int argc, char** argv) {
   // Test-only: a worker that cannot start, for the supervisor's give-up rule
   // (tests/fault_test.cc). Read only when set.
   if (std::getenv("THUMBMILL_TEST_WORKER_START_FAILS")) return 1;
+  // Before libvips starts: its threads and buffers are held to it too.
+  const std::uint64_t limit_mib = thumbmill::worker_memory_limit_mib(child.args.options.max_decode_mb);
+  if (auto limited = thumbmill::limit_worker_memory(limit_mib << 20); !limited.ok()) {
+    thumbmill::die("worker", limited.ToString(), thumbmill::kChildFatalExit);
+  }
   thumbmill::init_vips(argv[0], child.args.options.allow_untrusted_formats);
   return thumbmill::run_worker(child.queue, child.args.options, thumbmill::kResultFd, ::getpid());
 }

@@ -21,6 +21,7 @@
 #include "worker/resize.h"
 
 #include "shared/wire.h"
+#include "worker/decode_estimate.h"
 
 #include <fcntl.h>
 #include <malloc.h>
@@ -33,6 +34,7 @@
 #include <cstdlib>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -73,6 +75,8 @@ struct SourceInfo {
   // honour, or CMYK to convert. Building an lcms transform costs ~15% of a
   // 12 MP thumbnail, so untagged sRGB images (most photos) skip it.
   bool needs_colour_transform = false;
+  // How it decodes, for the memory estimate once the largest size is known.
+  DecodePlan plan;
 };
 
 // ---------------------------------------------------------------------------
@@ -115,10 +119,12 @@ Status untrusted_format(std::string_view format) {
 
 /// "context: <first libvips error line>" with `code`. A load that failed
 /// because its loader is blocked is kUntrustedFormat whatever `code` is (a
-/// second line of defence: check_loader refuses those loaders first).
+/// second line of defence: check_loader refuses those loaders first); one
+/// that ran out of memory is kTooMuchMemory, "out of memory: ...".
 Status vips_failure(Code code, std::string_view context, std::string_view fallback) {
   const VipsErrorLine line = take_vips_error(fallback);
   if (line.text == "operation is blocked") return untrusted_format(format_of_loader(line.domain));
+  if (says_out_of_memory(line.text)) return out_of_memory(line.text);
   return Status(code, std::string(context) + ": " + line.text);
 }
 
@@ -131,6 +137,9 @@ auto vips_step(Code code, std::string_view context, Step&& step)
     return step();
   } catch (const VError& error) {
     return vips_failure(code, context, error.what());
+  } catch (const std::bad_alloc&) {
+    vips_error_clear();
+    return out_of_memory(std::string(context) + ": std::bad_alloc");
   }
 }
 
@@ -279,6 +288,7 @@ Result<SourceInfo> check_header(const VSource& source, std::uint64_t max_pixels)
   const bool profiled = header->get_typeof(VIPS_META_ICC_NAME) != 0;
   info.cmyk_with_profile = cmyk && profiled;
   info.needs_colour_transform = cmyk || profiled;
+  info.plan = plan_decode(header->get_image());
   return info;
 }
 
@@ -301,6 +311,15 @@ std::size_t largest_size(Dims source, const std::vector<SizeSpec>& sizes) {
     if (scale_for(source, sizes[i]) > scale_for(source, sizes[best])) best = i;
   }
   return best;
+}
+
+/// Fails with kTooMuchMemory when decoding to `spec` is estimated to need
+/// more than `max_bytes`; decided from the header, before a pixel is decoded.
+Status check_decode_memory(const SourceInfo& info, SizeSpec spec, std::uint64_t max_bytes) {
+  const double scale = scale_for(info.upright, spec);
+  const int out_width = static_cast<int>(info.upright.width * scale) + 1;
+  const int out_height = static_cast<int>(info.upright.height * scale) + 1;
+  return check_decode_plan(info.plan, scale, info.cmyk_with_profile, out_width, out_height, max_bytes);
 }
 
 /// The thumbnail options shared by the decode and the derived sizes:
@@ -410,6 +429,7 @@ ResizeSettings ResizeSettings::From(const Options& options) {
   settings.format = options.format;
   settings.quality = options.quality;
   settings.max_pixels = options.max_pixels;
+  settings.max_decode_bytes = static_cast<std::uint64_t>(options.max_decode_mb) << 20;
   settings.allow_untrusted_formats = options.allow_untrusted_formats;
   return settings;
 }
@@ -460,6 +480,10 @@ Result<std::vector<EncodedThumbnail>> make_thumbnails(const ImageSource& source,
   if (!info.ok()) return info.status();
 
   const std::size_t largest = largest_size(info->upright, settings.sizes);
+  if (Status memory = check_decode_memory(*info, settings.sizes[largest], settings.max_decode_bytes);
+      !memory.ok()) {
+    return memory;
+  }
   Result<VImage> decoded = decode(*opened, *info, settings.sizes[largest]);
   if (!decoded.ok()) return decoded.status();
 

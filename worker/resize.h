@@ -3,8 +3,8 @@
 // The source is decoded once: libvips shrink-on-load opens it at the largest
 // requested size, that small image is copied into memory, and the smaller
 // sizes are derived from the copy. Headers are checked before any pixel is
-// decoded (pixel cap, untrusted loaders), and a truncated or damaged file is
-// an error, never a grey-padded thumbnail.
+// decoded (pixel cap, decode memory, untrusted loaders), and a truncated or
+// damaged file is an error, never a grey-padded thumbnail.
 #pragma once
 
 #include <cstddef>
@@ -24,6 +24,8 @@ struct ResizeSettings {
   Format format = Format::kJpeg;
   int quality = 85;
   std::uint64_t max_pixels = 100'000'000;
+  // Refuse a decode estimated (worker/decode_estimate.h) above this.
+  std::uint64_t max_decode_bytes = std::uint64_t{512} << 20;
   bool allow_untrusted_formats = false;
 
   static ResizeSettings From(const Options& options);
@@ -55,7 +57,10 @@ void init_vips(const char* argv0, bool allow_untrusted_formats);
 /// sRGB (JPEG: alpha flattened onto white), stripped of metadata, and the
 /// same input always gives the same bytes.
 /// Failures: kNotAnImage (empty, HTML, random bytes), kUntrustedFormat,
-/// kTooManyPixels, kCorruptImage (truncated or damaged), kEncodeFailed;
+/// kTooManyPixels, kTooMuchMemory (the header says decoding would need more
+/// than `settings.max_decode_bytes`; or, "out of memory: ...", an allocation
+/// failed: is_out_of_memory in worker/decode_estimate.h), kCorruptImage
+/// (truncated or damaged), kEncodeFailed;
 /// kIoError when `source.path` cannot be opened; kInvalidArgument for an
 /// empty or invalid size list.
 /// REQUIRES: init_vips has run. Safe to call from several threads.

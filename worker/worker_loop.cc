@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,8 @@
 #include "shared/output_files.h"
 #include "shared/output_names.h"
 #include "shared/wire.h"
+#include "worker/decode_estimate.h"
+#include "worker/memory_limit.h"
 #include "worker/resize.h"
 
 namespace thumbmill {
@@ -58,6 +61,16 @@ void maybe_fault_for_test(const char* stem) {
     for (;;) ::pause();
 }
 
+/// The resizer's settings for this run. Test-only: with
+/// $THUMBMILL_TEST_SKIP_DECODE_ESTIMATE set the estimate lets every image
+/// through, so the hard memory limit alone has to hold (tests/memory_bound_test.cc).
+ResizeSettings resize_settings(const Options& options) {
+  static const bool skip_estimate = std::getenv("THUMBMILL_TEST_SKIP_DECODE_ESTIMATE") != nullptr;
+  ResizeSettings settings = ResizeSettings::From(options);
+  if (skip_estimate) settings.max_decode_bytes = std::numeric_limits<std::uint64_t>::max();
+  return settings;
+}
+
 ResizeOutcome process(JobQueue& queue, JobQueue::SlotId id, const Options& options) {
   const JobSlot& job = queue.slot(id);
   ResizeOutcome out;
@@ -77,7 +90,12 @@ ResizeOutcome process(JobQueue& queue, JobQueue::SlotId id, const Options& optio
     out.body_bytes = body.size();
   }
   const auto start = Clock::now();
-  auto thumbs = make_thumbnails(source, ResizeSettings::From(options));
+  auto thumbs = make_thumbnails(source, resize_settings(options));
+  // Under a hard limit an allocation that failed ends the worker, so the job
+  // is requeued once, like any crash, and the next try has a fresh heap.
+  if (!thumbs.ok() && is_out_of_memory(thumbs.status()) && worker_memory_limited()) {
+    exit_out_of_memory(thumbs.status().message());
+  }
   Status status = thumbs.ok() ? write_outputs(*thumbs, job.stem, options, out) : thumbs.status();
   out.resize_ms = ms_since(start);
   if (!status.ok()) {
