@@ -226,6 +226,9 @@ void Coordinator::ReadSources() {
 }
 
 void Coordinator::Admit(SourceLine line) {
+  if (line.status.ok() && line.kind == SourceKind::kFile && options_.no_local)
+    line.status = Status(Code::kInvalidArgument,
+                         "line " + std::to_string(line.line_number) + ": local source refused (--no-local)");
   if (!line.status.ok()) {
     SourceResult r;
     r.url = line.text;
