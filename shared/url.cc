@@ -22,7 +22,7 @@ struct CurlString {
 Result<std::string> get_part(CURLU* h, CURLUPart part, unsigned flags = 0) {
   CurlString out;
   const CURLUcode rc = curl_url_get(h, part, &out.text, flags);
-  if (rc == CURLUE_OK) return std::string(out.text);
+  if (rc == CURLUE_OK) return std::string(out.text ? out.text : "");
   if (rc == CURLUE_NO_HOST || rc == CURLUE_NO_USER || rc == CURLUE_NO_PASSWORD || rc == CURLUE_NO_QUERY ||
       rc == CURLUE_NO_FRAGMENT || rc == CURLUE_NO_PORT || rc == CURLUE_NO_OPTIONS)
     return std::string();
@@ -42,13 +42,16 @@ Result<ParsedUrl> parse_url(std::string_view text) {
   ParsedUrl parsed;
   Result<std::string> scheme = get_part(h.get(), CURLUPART_SCHEME);
   Result<std::string> host = get_part(h.get(), CURLUPART_HOST);
-  Result<std::string> path = get_part(h.get(), CURLUPART_PATH, CURLU_URLDECODE);
+  Result<std::string> path = get_part(h.get(), CURLUPART_PATH);
   Result<std::string> url = get_part(h.get(), CURLUPART_URL);
   for (const Result<std::string>* r : {&scheme, &host, &path, &url})
     if (!r->ok()) return r->status();
   parsed.scheme = *scheme;
   parsed.host = *host;
   parsed.path = *path;
+  // libcurl refuses to decode an escape of a control character.
+  if (Result<std::string> decoded = get_part(h.get(), CURLUPART_PATH, CURLU_URLDECODE); decoded.ok())
+    parsed.decoded_path = std::move(*decoded);
   parsed.url = *url;
   curl_url_set(h.get(), CURLUPART_USER, nullptr, 0);
   curl_url_set(h.get(), CURLUPART_PASSWORD, nullptr, 0);
@@ -57,6 +60,15 @@ Result<ParsedUrl> parse_url(std::string_view text) {
   if (!display.ok()) return display.status();
   parsed.display = *display;
   return parsed;
+}
+
+std::string percent_decode(std::string_view text) {
+  int length = 0;
+  char* decoded = curl_easy_unescape(nullptr, text.data(), static_cast<int>(text.size()), &length);
+  if (!decoded) return std::string(text);
+  std::string out(decoded, static_cast<std::size_t>(length));
+  curl_free(decoded);
+  return out;
 }
 
 std::string redact_credentials(std::string_view text) {
