@@ -50,7 +50,7 @@ std::string_view scheme_of(std::string_view text) {
 
 /// A malformed line: the entry carries the reason, prefixed "line N: ".
 SourceLine malformed(SourceLine line, const std::string& why) {
-  line.text = redact_credentials(line.text);
+  line.display = redact_credentials(line.text);
   line.status = Status(Code::kInvalidArgument, "line " + std::to_string(line.line_number) + ": " + why);
   return line;
 }
@@ -71,19 +71,13 @@ std::string describe_control(std::string_view text, std::size_t at) {
 }
 
 /// Parses a URL line with libcurl's URL API (shared/url.h). On success the
-/// line's text becomes the normalised URL without credentials; a line that
-/// does not parse is shown with its credentials removed too.
+/// line is displayed as the normalised URL without credentials (a line that
+/// does not parse gets its credentials removed by malformed()).
 Result<ParsedUrl> parse_line_url(SourceLine& line) {
-  if (line.text.find(' ') != std::string::npos) {
-    line.text = redact_credentials(line.text);
-    return Status(Code::kInvalidArgument, "space in URL (write it as %20)");
-  }
+  if (line.text.find(' ') != std::string::npos) return Status(Code::kInvalidArgument, "space in URL (write it as %20)");
   Result<ParsedUrl> url = parse_url(line.text);
-  if (!url.ok()) {
-    line.text = redact_credentials(line.text);
-    return url.status();
-  }
-  if (!url->display.empty()) line.text = url->display;
+  if (!url.ok()) return url.status();
+  line.display = url->display.empty() ? redact_credentials(line.text) : url->display;
   return url;
 }
 
@@ -125,6 +119,7 @@ SourceLine parse_source_line(std::string_view text, std::uint64_t line_number) {
   SourceLine line;
   line.line_number = line_number;
   line.text = std::string(trim(text));
+  line.display = line.text;
   if (line.text.size() > kMaxSourceLength) {
     return malformed(std::move(line), "source is " + std::to_string(line.text.size()) +
                                           " bytes long (at most " + std::to_string(kMaxSourceLength) + ")");

@@ -36,9 +36,10 @@ inline constexpr std::size_t kMaxSourceLength = 3000;
 
 struct SourceLine {
   std::uint64_t line_number = 0;  // 1-based
-  // The trimmed line as written; for a URL the normalised URL, and never
-  // with its user:password@ (this is what reports and messages show).
-  std::string text;
+  std::string text;               // the trimmed line as written
+  // What reports and messages show: for a URL its normalised form, never
+  // with a user:password@; for a path the text.
+  std::string display;
   // When `status` is ok:
   SourceKind kind = SourceKind::kHttp;
   std::string location;  // the URL for kHttp; the decoded local path for kFile

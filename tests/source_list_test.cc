@@ -104,7 +104,7 @@ TEST_CASE("http and https URLs are normalised by libcurl, the parser that fetche
   // Was "kept as written": now the location is libcurl's normalised URL, so
   // what is checked is what is fetched, and the text shown has no password.
   struct Case {
-    std::string url, location, text;
+    std::string url, location, text;  // text: what is displayed
   };
   const Case cases[] = {
       {"http://example.com/cat.jpg", "http://example.com/cat.jpg", "http://example.com/cat.jpg"},
@@ -138,7 +138,8 @@ TEST_CASE("http and https URLs are normalised by libcurl, the parser that fetche
     SourceLine line = accepted(c.url, 3);
     CHECK(line.kind == SourceKind::kHttp);
     CHECK(line.location == c.location);
-    CHECK(line.text == c.text);
+    CHECK(line.text == c.url);
+    CHECK(line.display == c.text);
     CHECK(line.line_number == 3);
   }
 }
@@ -164,9 +165,10 @@ TEST_CASE("file URLs become decoded local paths") {
     SourceLine line = accepted(c.url);
     CHECK(line.kind == SourceKind::kFile);
     CHECK(line.location == c.path);
-    CHECK(line.text.starts_with("file://"));  // libcurl's normalised form
+    CHECK(line.text == c.url);
+    CHECK(line.display.starts_with("file://"));  // libcurl's normalised form
   }
-  CHECK(accepted("FILE://LocalHost/tmp/cat.jpg").text == "file:///tmp/cat.jpg");
+  CHECK(accepted("FILE://LocalHost/tmp/cat.jpg").display == "file:///tmp/cat.jpg");
   // Was rejected as a malformed %-escape: libcurl keeps it as written.
   CHECK(accepted("file:///tmp/a%zz.jpg").location == "/tmp/a%zz.jpg");
 }
@@ -254,8 +256,8 @@ TEST_CASE("a rejected line is shown without its credentials") {
     CAPTURE(text);
     const SourceLine line = parse_source_line(text, 1);
     REQUIRE_FALSE(line.status.ok());
-    CHECK(line.text.find("hunter2") == std::string::npos);
-    CHECK(line.text.find("bob") == std::string::npos);
+    CHECK(line.display.find("hunter2") == std::string::npos);
+    CHECK(line.display.find("bob") == std::string::npos);
     CHECK(line.status.message().find("hunter2") == std::string::npos);
   }
 }
