@@ -240,9 +240,12 @@ void Coordinator::ReadSources() {
 }
 
 void Coordinator::Admit(SourceLine line) {
+  if (line.status.ok() && line.kind == SourceKind::kFile && options_.no_local)
+    line.status = Status(Code::kInvalidArgument,
+                         "line " + std::to_string(line.line_number) + ": local source refused (--no-local)");
   if (!line.status.ok()) {
     SourceResult r;
-    r.url = line.text;
+    r.url = line.display;
     r.line = line.line_number;
     r.code = line.status.code();
     r.error = line.status.message();
@@ -310,7 +313,7 @@ void Coordinator::SendRequests() {
 
 SourceResult Coordinator::ResultFor(const InFlight& s) const {
   SourceResult r;
-  r.url = s.line.text;
+  r.url = s.line.display;
   r.line = s.line.line_number;
   r.fetch_attempts = s.fetch_tries;
   r.http_status = s.http_status;

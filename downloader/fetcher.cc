@@ -18,6 +18,7 @@
 #include <optional>
 #include <string_view>
 
+#include "downloader/address_policy.h"
 #include "shared/fd_io.h"
 
 namespace thumbmill {
@@ -40,6 +41,11 @@ constexpr std::int64_t kBackoffMs = 250;
 constexpr std::int64_t kMaxBackoffMs = 8000;
 /// A Retry-After longer than this is cut to it.
 constexpr std::int64_t kMaxRetryAfterS = 30;
+/// What a try may receive beyond --max-bytes: the headers of its responses
+/// and the bodies of redirects and errors that libcurl reads and discards
+/// (it reads a redirect's whole body to keep the connection). The body that
+/// becomes the source is held to --max-bytes itself.
+constexpr std::uint64_t kOverheadAllowance = 64 * 1024;
 /// Reason phrases are untrusted text: kept short and printable.
 constexpr std::size_t kMaxReasonPhrase = 60;
 
@@ -300,9 +306,19 @@ struct Transfer {
   CURL* easy = nullptr;
   Response response;
   std::uint64_t received = 0;
+  // Every byte libcurl read for this try, over all its responses: header
+  // lines (counted in OnHeaderLine) and body bytes, kept or discarded
+  // (libcurl's download counter, which restarts at each redirect hop).
+  std::uint64_t header_bytes = 0;
+  std::uint64_t body_bytes_earlier_hops = 0;
+  std::uint64_t body_bytes_this_hop = 0;
   bool paused = false;
   std::int64_t paused_since_ms = 0;
   std::optional<TryEnd> abort;  // set by a callback that stopped the try
+  // Set when the address policy refused a connection of this try; it is the
+  // reason only if the try then failed to connect (another address of the
+  // same name may have been allowed).
+  std::optional<Status> blocked;
   char errbuf[CURL_ERROR_SIZE] = {};
 
   std::string SpillPath() const {
@@ -311,6 +327,11 @@ struct Transfer {
   bool OnHeaderLine(std::string_view line);
   bool OnHeadersDone();
   std::size_t OnBody(std::string_view data);
+  bool OnProgress(curl_off_t body_bytes_now);
+  /// Bytes read from the network in this try so far.
+  std::uint64_t wire_bytes() const { return header_bytes + body_bytes_earlier_hops + body_bytes_this_hop; }
+  /// False (and `abort` set) once wire_bytes() is past the try's bound.
+  bool WithinWireBound();
 };
 
 /// "HTTP 404 Not Found": what a >= 300 final status becomes.
@@ -322,6 +343,11 @@ Status http_error(long status, const std::string& reason) {
 
 Status too_large(const Options& options) {
   return Status(Code::kTooLarge, "body over --max-bytes (" + std::to_string(options.max_bytes) + " bytes)");
+}
+
+Status too_much_received(const Options& options) {
+  return Status(Code::kTooLarge, "received over --max-bytes (" + std::to_string(options.max_bytes) +
+                                     " bytes) counting headers and redirect or error bodies");
 }
 
 bool retryable_status(long status) { return status >= 500 || status == 429; }
@@ -353,7 +379,25 @@ std::int64_t parse_content_length(std::string_view value) {
   return n;
 }
 
+bool Transfer::WithinWireBound() {
+  if (wire_bytes() <= ctx.options.max_bytes + kOverheadAllowance) return true;
+  if (!abort) abort = TryEnd{too_much_received(ctx.options)};
+  return false;
+}
+
+bool Transfer::OnProgress(curl_off_t body_bytes_now) {
+  // libcurl's counter restarts for each response of a redirect chain: a
+  // drop means a new hop, and what the last one read is banked. (What a hop
+  // read after our last look is not seen; that is at most one read loop.)
+  const auto now = static_cast<std::uint64_t>(std::max<curl_off_t>(0, body_bytes_now));
+  if (now < body_bytes_this_hop) body_bytes_earlier_hops += body_bytes_this_hop;
+  body_bytes_this_hop = now;
+  return WithinWireBound();
+}
+
 bool Transfer::OnHeaderLine(std::string_view line) {
+  header_bytes += line.size();
+  if (!WithinWireBound()) return false;
   // libcurl passes the headers of every response, redirects included, and
   // a status line starts each one.
   if (line.starts_with("HTTP/")) {
@@ -388,7 +432,11 @@ bool Transfer::OnHeadersDone() {
 
 std::size_t Transfer::OnBody(std::string_view data) {
   if (abort) return 0;
-  if (!response.keep_body) return data.size();  // not the source's body
+  if (!response.keep_body) {  // not the source's body, but read all the same
+    curl_off_t hop_bytes = 0;
+    curl_easy_getinfo(easy, CURLINFO_SIZE_DOWNLOAD_T, &hop_bytes);
+    return OnProgress(hop_bytes) ? data.size() : 0;
+  }
   if (received + data.size() > ctx.options.max_bytes) {
     abort = TryEnd{too_large(ctx.options)};
     return 0;
@@ -418,6 +466,27 @@ std::size_t on_header(char* buffer, std::size_t size, std::size_t count, void* u
 
 std::size_t on_body(char* buffer, std::size_t size, std::size_t count, void* user) {
   return static_cast<Transfer*>(user)->OnBody({buffer, size * count});
+}
+
+/// Opens every socket libcurl connects with (each redirect hop too), after
+/// the name was resolved and before connect: a refused address is never
+/// connected to, so no packet leaves for it.
+curl_socket_t on_open_socket(void* user, curlsocktype purpose, curl_sockaddr* address) {
+  auto& t = *static_cast<Transfer*>(user);
+  const sockaddr* peer = &address->addr;
+  const AddressVerdict verdict = check_address(peer, address->addrlen, t.ctx.options.deny_private);
+  if (purpose == CURLSOCKTYPE_IPCXN && verdict != AddressVerdict::kAllowed) {
+    const char* why = verdict == AddressVerdict::kLinkLocal ? "a link-local or cloud metadata address"
+                                                            : "a private address (--deny-private)";
+    t.blocked = Status(Code::kBlockedAddress,
+                       "refused to connect to " + address_text(peer, address->addrlen) + ": " + why);
+    return CURL_SOCKET_BAD;
+  }
+  return ::socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+}
+
+int on_progress(void* user, curl_off_t /*dltotal*/, curl_off_t dlnow, curl_off_t, curl_off_t) {
+  return static_cast<Transfer*>(user)->OnProgress(dlnow) ? 0 : 1;
 }
 
 // ----- describing a failed try ----------------------------------------------
@@ -511,6 +580,7 @@ TryInfo try_info(CURL* easy, CURLcode result, const char* errbuf) {
 /// How the try that libcurl just finished with `result` ended.
 TryEnd end_of_try(const Transfer& t, CURLcode result) {
   if (t.abort) return *t.abort;  // whatever libcurl says after our abort
+  if (t.blocked && result == CURLE_COULDNT_CONNECT) return {*t.blocked};
   if (result == CURLE_OK) {
     if (t.response.keep_body) return {};
     return {http_error(t.response.status, t.response.reason)};  // e.g. a 3xx without Location
@@ -542,6 +612,10 @@ void configure_handle(CURL* easy, const Options& options) {
   curl_easy_setopt(easy, CURLOPT_PIPEWAIT, 1L);  // prefer multiplexing on an existing connection
   curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_body);
+  // Also sees the bodies libcurl reads without handing them to on_body.
+  curl_easy_setopt(easy, CURLOPT_XFERINFOFUNCTION, on_progress);
+  curl_easy_setopt(easy, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
 }
 
 void copy_error(char (&dst)[kMaxErrorText], const std::string& text) {
@@ -608,6 +682,8 @@ void Fetcher::Impl::ReturnHandle(Transfer& t) {
   curl_multi_remove_handle(multi, t.easy);
   curl_easy_setopt(t.easy, CURLOPT_ERRORBUFFER, nullptr);
   curl_easy_setopt(t.easy, CURLOPT_PRIVATE, nullptr);
+  curl_easy_setopt(t.easy, CURLOPT_XFERINFODATA, nullptr);
+  curl_easy_setopt(t.easy, CURLOPT_OPENSOCKETDATA, nullptr);
   idle_handles.push_back(t.easy);
   t.easy = nullptr;
 }
@@ -626,6 +702,8 @@ void Fetcher::Impl::StartLocal(Transfer& t) {
   // No copy: the worker reads the file itself. Checked here so that the
   // common failures get a clear message and never occupy a slot.
   t.tries = 1;
+  // The coordinator refuses these already; this holds for any other caller.
+  if (ctx.options.no_local) return Finish(t, Status(Code::kInvalidArgument, "local source refused (--no-local)"));
   struct stat st;
   if (::stat(t.url.c_str(), &st) != 0) {
     if (errno == ENOENT || errno == ENOTDIR) return Finish(t, Status(Code::kIoError, "no such file: " + t.url));
@@ -649,8 +727,10 @@ void Fetcher::Impl::StartTry(Transfer& t) {
   t.phase = Phase::kRunning;
   t.response = {};
   t.received = 0;
+  t.header_bytes = t.body_bytes_earlier_hops = t.body_bytes_this_hop = 0;
   t.paused = false;
   t.abort.reset();
+  t.blocked.reset();
   t.errbuf[0] = '\0';
   t.body.Reset(t.SpillPath());
   t.easy = TakeHandle();
@@ -659,6 +739,8 @@ void Fetcher::Impl::StartTry(Transfer& t) {
   curl_easy_setopt(t.easy, CURLOPT_PRIVATE, &t);
   curl_easy_setopt(t.easy, CURLOPT_HEADERDATA, &t);
   curl_easy_setopt(t.easy, CURLOPT_WRITEDATA, &t);
+  curl_easy_setopt(t.easy, CURLOPT_XFERINFODATA, &t);
+  curl_easy_setopt(t.easy, CURLOPT_OPENSOCKETDATA, &t);
   curl_easy_setopt(t.easy, CURLOPT_ERRORBUFFER, t.errbuf);
   if (curl_multi_add_handle(multi, t.easy) != CURLM_OK) {
     ReturnHandle(t);

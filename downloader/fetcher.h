@@ -15,7 +15,15 @@
 //     fails, it is spilled to `<temp_dir>/body-<source_id>-<try>.bin` and the
 //     job travels as a path: the downloader never waits on the workers for
 //     long, so it cannot deadlock with them.
-// Local sources (kFile) are not read at all: they become path jobs.
+// Local sources (kFile) are not read at all: they become path jobs (refused
+// under Options::no_local).
+//
+// Bounds on what the network can make us do: every byte read in a try
+// (header lines of every response, redirect and error bodies libcurl reads
+// and discards, the body) counts against Options::max_bytes plus a 64 KiB
+// allowance, and the body itself against max_bytes; every connection, each
+// redirect hop included, is checked by downloader/address_policy.h on the
+// address about to be connected, before connect (kBlockedAddress).
 //
 // Retries: connection failures, timeouts, stalls, bodies cut short, 5xx and
 // 429 are tried again up to Options::fetch_attempts times, after 250 ms,

@@ -320,6 +320,12 @@ void add_limit_options(CLI::App& app, Options& o) {
   app.add_flag("--allow-untrusted-formats", o.allow_untrusted_formats,
                "Also load formats libvips does not trust with hostile input (svg, pdf, ...)")
       ->group(group);
+  app.add_flag("--deny-private", o.deny_private,
+               "Also refuse connections to loopback and private addresses (link-local and cloud "
+               "metadata addresses are always refused)")
+      ->group(group);
+  app.add_flag("--no-local", o.no_local, "Refuse local sources in the list (file:// URLs and paths)")
+      ->group(group);
 }
 
 void add_download_options(CLI::App& app, Options& o) {
@@ -598,7 +604,8 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Options, list_path, out_dir, sizes, format, q
                                    downloads, queue_mb, max_bytes, max_pixels,
                                    max_decode_mb, allow_untrusted_formats, report_path, connect_timeout_s,
                                    transfer_timeout_s, stall_timeout_s, max_redirects,
-                                   fetch_attempts, job_timeout_s, force, fsync, progress, quiet)
+                                   fetch_attempts, job_timeout_s, force, fsync, progress, quiet,
+                                   deny_private, no_local)
 
 std::string options_to_json(const Options& options) { return nlohmann::json(options).dump(); }
 

@@ -102,6 +102,12 @@ struct Options {
   // magick, ...). Default: false
   bool allow_untrusted_formats = false;
 
+  // Also refuse connections to loopback and private addresses (link-local
+  // and cloud metadata addresses are refused always). Default: false
+  bool deny_private = false;
+  // Refuse local sources (file:// URLs and paths) in the list. Default: false
+  bool no_local = false;
+
   // One JSON object per source is written here when set. Default: none
   std::string report_path;
 

@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <optional>
 
+#include "shared/url.h"
+
 namespace thumbmill {
 namespace {
 
@@ -19,21 +21,13 @@ bool is_safe_byte(char c) {
 
 bool is_alnum_byte(char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; }
 
-/// The path of a URL ("scheme://authority/path?query#fragment" or
-/// "scheme:path"), or nullopt when `source` is not a URL but a local path.
-/// As in source_list.cc, a scheme is at least two characters long.
-std::optional<std::string_view> url_path(std::string_view source) {
-  const std::size_t colon = source.find(':');
-  if (colon == std::string_view::npos || colon < 2 || !std::isalpha(static_cast<unsigned char>(source[0]))) {
-    return std::nullopt;
-  }
-  for (char c : source.substr(0, colon)) {
-    if (!is_alnum_byte(c) && c != '+' && c != '-' && c != '.') return std::nullopt;
-  }
-  std::string_view rest = source.substr(colon + 1);
-  rest = rest.substr(0, rest.find_first_of("?#"));
-  if (rest.starts_with("//")) rest.remove_prefix(std::min(rest.find('/', 2), rest.size()));
-  return rest;
+/// The path of a URL as libcurl (the parser that fetches it) reads it,
+/// escapes kept; nullopt when `source` is not a URL libcurl parses, i.e. a
+/// local path.
+std::optional<std::string> url_path(std::string_view source) {
+  Result<ParsedUrl> url = parse_url(source);
+  if (!url.ok()) return std::nullopt;
+  return std::move(url->path);
 }
 
 /// The last segment of `path` that is not empty ("" when there is none).
@@ -41,29 +35,6 @@ std::string_view last_segment(std::string_view path) {
   while (path.ends_with('/')) path.remove_suffix(1);
   const std::size_t slash = path.rfind('/');
   return slash == std::string_view::npos ? path : path.substr(slash + 1);
-}
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
-}
-
-/// %XX escapes decoded; a malformed escape is kept as written (the bytes are
-/// sanitized afterwards anyway).
-std::string lenient_percent_decode(std::string_view text) {
-  std::string out;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    const bool escape = text[i] == '%' && i + 2 < text.size() && hex_value(text[i + 1]) >= 0 &&
-                        hex_value(text[i + 2]) >= 0;
-    if (!escape) {
-      out += text[i];
-      continue;
-    }
-    out += static_cast<char>(hex_value(text[i + 1]) * 16 + hex_value(text[i + 2]));
-    i += 2;
-  }
-  return out;
 }
 
 /// `name` without its extension: the last '.' and after, when that '.' is
@@ -115,10 +86,10 @@ std::string lowercase(std::string_view text) {
 }  // namespace
 
 std::string sanitize_stem(std::string_view source) {
-  const std::optional<std::string_view> path = url_path(source);
+  const std::optional<std::string> path = url_path(source);
   // Only a URL is percent-encoded; a local file may really be called "a%20b".
-  const std::string name = path ? lenient_percent_decode(last_segment(*path))
-                                : std::string(last_segment(source));
+  // A segment is decoded after it is cut out: "a%2Fb" is one name.
+  const std::string name = path ? percent_decode(last_segment(*path)) : std::string(last_segment(source));
   std::string stem(strip_edges(map_unsafe_bytes(drop_extension(name))));
   if (stem.size() > kMaxStemLength) stem = std::string(strip_edges(stem.substr(0, kMaxStemLength)));
   return stem.empty() ? std::string(kFallbackStem) : stem;

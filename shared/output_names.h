@@ -2,8 +2,8 @@
 // <out>/<stem>_<size>.<ext>, e.g. thumbnails/cat_200.jpg.
 //
 // The stem comes from the source's last non-empty path segment (for a URL:
-// query and fragment dropped, percent-decoding applied; a local path is taken
-// literally), its extension removed ("cat.jpg" -> "cat"), reduced to a safe,
+// its path as libcurl parses and decodes it, query and fragment dropped; a
+// local path is taken literally), its extension removed ("cat.jpg" -> "cat"), reduced to a safe,
 // portable name: ASCII letters, digits, '-', '_' and '.' (every other byte
 // becomes '_', runs of '_' collapse), never starting with '.', '_' or '-',
 // never ending with '.' or '_', at most 80 bytes, "image" when nothing is

@@ -8,6 +8,8 @@
 #include <fstream>
 #include <iostream>
 
+#include "shared/url.h"
+
 namespace thumbmill {
 namespace {
 
@@ -46,32 +48,9 @@ std::string_view scheme_of(std::string_view text) {
   return text.substr(0, colon);
 }
 
-int hex_value(char c) {
-  if (is_ascii_digit(c)) return c - '0';
-  c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
-}
-
-/// %XX escapes decoded; nullopt when an escape is malformed.
-std::optional<std::string> percent_decode(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    if (text[i] != '%') {
-      out += text[i];
-      continue;
-    }
-    if (i + 2 >= text.size()) return std::nullopt;
-    const int high = hex_value(text[i + 1]), low = hex_value(text[i + 2]);
-    if (high < 0 || low < 0) return std::nullopt;
-    out += static_cast<char>(high * 16 + low);
-    i += 2;
-  }
-  return out;
-}
-
 /// A malformed line: the entry carries the reason, prefixed "line N: ".
 SourceLine malformed(SourceLine line, const std::string& why) {
+  line.display = redact_credentials(line.text);
   line.status = Status(Code::kInvalidArgument, "line " + std::to_string(line.line_number) + ": " + why);
   return line;
 }
@@ -91,59 +70,46 @@ std::string describe_control(std::string_view text, std::size_t at) {
   return std::string("control character 0x") + kHex[byte >> 4] + kHex[byte & 15];
 }
 
-/// The host of "[userinfo@]host[:port]" (host may be "[v6 address]"), or
-/// nullopt when the port is not a number or a '[' is not closed.
-std::optional<std::string_view> host_of(std::string_view authority) {
-  authority.remove_prefix(authority.rfind('@') + 1);  // npos + 1 == 0: no userinfo
-  const bool bracketed = authority.starts_with('[');
-  if (bracketed && authority.find(']') == std::string_view::npos) return std::nullopt;
-  const std::size_t host_end = bracketed ? authority.find(']') + 1 : authority.rfind(':');
-  const std::string_view host = authority.substr(0, host_end);
-  const std::string_view port = host_end >= authority.size() ? "" : authority.substr(host_end);
-  if (!port.empty() && (port[0] != ':' || port.find_first_not_of("0123456789", 1) != std::string_view::npos)) {
-    return std::nullopt;
-  }
-  return host;
+/// Parses a URL line with libcurl's URL API (shared/url.h). On success the
+/// line is displayed as the normalised URL without credentials (a line that
+/// does not parse gets its credentials removed by malformed()).
+Result<ParsedUrl> parse_line_url(SourceLine& line) {
+  if (line.text.find(' ') != std::string::npos) return Status(Code::kInvalidArgument, "space in URL (write it as %20)");
+  Result<ParsedUrl> url = parse_url(line.text);
+  if (!url.ok()) return url.status();
+  line.display = url->display.empty() ? redact_credentials(line.text) : url->display;
+  return url;
 }
 
-/// http:// and https://: the URL is kept as written, for libcurl.
-SourceLine classify_http(SourceLine line, std::string_view scheme) {
-  const std::string_view text = line.text;
-  if (text.find(' ') != std::string_view::npos) return malformed(line, "space in URL (write it as %20)");
-  const std::string_view rest = text.substr(scheme.size() + 1);
-  if (!rest.starts_with("//")) return malformed(line, "URL has no host");
-  const std::string_view authority = rest.substr(2, rest.find_first_of("/?#", 2) - 2);
-  const std::optional<std::string_view> host = host_of(authority);
-  if (!host) return malformed(line, "URL has a malformed host or port");
-  if (host->empty()) return malformed(line, "URL has no host");
+/// http:// and https://: what libcurl will fetch is its normalised URL.
+SourceLine classify_http(SourceLine line) {
+  Result<ParsedUrl> url = parse_line_url(line);
+  if (!url.ok()) {
+    const std::string why = url.status().message();
+    if (why.starts_with("space")) return malformed(line, why);
+    if (why.find("No host") != std::string::npos) return malformed(line, "URL has no host");
+    return malformed(line, "malformed URL: " + why);
+  }
   line.kind = SourceKind::kHttp;
-  line.location = line.text;
+  line.location = std::move(url->url);
   return line;
 }
 
 /// file:///abs/path, file://localhost/abs/path or file:/abs/path, decoded
-/// into the local path. Query and fragment are dropped.
+/// into the local path (libcurl drops localhost, query and fragment).
 SourceLine classify_file_url(SourceLine line) {
-  const std::string_view text = line.text;
-  if (text.find(' ') != std::string_view::npos) return malformed(line, "space in URL (write it as %20)");
-  std::string_view path = text.substr(std::string_view("file:").size());
-  if (path.starts_with("//")) {
-    const std::string_view host = path.substr(2, path.find('/', 2) - 2);
-    if (!host.empty() && !iequals(host, "localhost")) {
-      return malformed(line, "file URL names host '" + std::string(host) +
-                                 "' (only file:///path and file://localhost/path are local)");
-    }
-    path.remove_prefix(2 + host.size());
+  Result<ParsedUrl> url = parse_line_url(line);
+  if (!url.ok()) {
+    const std::string why = url.status().message();
+    if (why.starts_with("space")) return malformed(line, why);
+    return malformed(line, "malformed file URL (only file:///path and file://localhost/path are local): " + why);
   }
-  path = path.substr(0, path.find_first_of("?#"));
-  if (!path.starts_with('/')) return malformed(line, "file URL has no absolute path");
-  std::optional<std::string> decoded = percent_decode(path);
-  if (!decoded) return malformed(line, "file URL has a malformed %-escape");
-  if (std::size_t at = find_control(*decoded); at != std::string::npos) {
-    return malformed(line, "file URL path decodes to a " + describe_control(*decoded, at));
-  }
+  if (!url->path.starts_with('/')) return malformed(line, "file URL has no absolute path");
+  if (!url->decoded_path) return malformed(line, "file URL path decodes to a control character");
+  if (std::size_t at = find_control(*url->decoded_path); at != std::string::npos)
+    return malformed(line, "file URL path decodes to a " + describe_control(*url->decoded_path, at));
   line.kind = SourceKind::kFile;
-  line.location = std::move(*decoded);
+  line.location = std::move(*url->decoded_path);
   return line;
 }
 
@@ -153,6 +119,7 @@ SourceLine parse_source_line(std::string_view text, std::uint64_t line_number) {
   SourceLine line;
   line.line_number = line_number;
   line.text = std::string(trim(text));
+  line.display = line.text;
   if (line.text.size() > kMaxSourceLength) {
     return malformed(std::move(line), "source is " + std::to_string(line.text.size()) +
                                           " bytes long (at most " + std::to_string(kMaxSourceLength) + ")");
@@ -167,7 +134,7 @@ SourceLine parse_source_line(std::string_view text, std::uint64_t line_number) {
     line.location = line.text;
     return line;
   }
-  if (iequals(scheme, "http") || iequals(scheme, "https")) return classify_http(std::move(line), scheme);
+  if (iequals(scheme, "http") || iequals(scheme, "https")) return classify_http(std::move(line));
   if (iequals(scheme, "file")) return classify_file_url(std::move(line));
   const std::string why =
       "unsupported scheme '" + std::string(scheme) + "' (only http, https, file and local paths)";

@@ -12,6 +12,11 @@
 // without a host, a control character, too long) is returned as an error
 // entry carrying its line number, so it can be reported as one failed source
 // while the run goes on.
+//
+// URLs are parsed, checked and normalised by libcurl's URL API (shared/url.h),
+// the parser that fetches them: the location of an http(s) line is libcurl's
+// normalised URL ("HTTP://h" -> "http://h/", "http://2852039166/" ->
+// "http://169.254.169.254/"), and a file URL's path is decoded by libcurl.
 #pragma once
 
 #include <cstdint>
@@ -32,6 +37,9 @@ inline constexpr std::size_t kMaxSourceLength = 3000;
 struct SourceLine {
   std::uint64_t line_number = 0;  // 1-based
   std::string text;               // the trimmed line as written
+  // What reports and messages show: for a URL its normalised form, never
+  // with a user:password@; for a path the text.
+  std::string display;
   // When `status` is ok:
   SourceKind kind = SourceKind::kHttp;
   std::string location;  // the URL for kHttp; the decoded local path for kFile

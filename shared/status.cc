@@ -12,6 +12,7 @@ std::string_view code_name(Code code) {
     case Code::kNetwork: return "network";
     case Code::kTimeout: return "timeout";
     case Code::kHttpStatus: return "http-status";
+    case Code::kBlockedAddress: return "blocked-address";
     case Code::kTooLarge: return "too-large";
     case Code::kNotAnImage: return "not-an-image";
     case Code::kUntrustedFormat: return "untrusted-format";

@@ -22,6 +22,7 @@ enum class Code : int {
   kNetwork,          // connection refused, DNS, TLS, reset
   kTimeout,          // connect, overall or low-speed timeout; job deadline
   kHttpStatus,       // the server answered with a non-2xx status
+  kBlockedAddress,   // the address policy refused the peer (link-local, private)
   kTooLarge,         // body over --max-bytes
   kNotAnImage,       // empty body, HTML, random bytes: no loader matches
   kUntrustedFormat,  // a loader libvips does not trust with hostile input

@@ -30,6 +30,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "downloader/address_policy.h"
 #include "downloader/downloader_loop.h"
 #include "shared/fd_io.h"
 #include "shared/job_queue.h"
@@ -95,8 +96,12 @@ class Server {
   const std::string& file(const std::string& name) { return contents_.at(name); }
   int port() const { return port_; }
 
+  /// A JSON endpoint of the server, e.g. "/fault/stats".
+  nlohmann::json get_json(const std::string& endpoint) const;
   /// How many requests the server has had for `path` (its /fault/stats).
   int requests(const std::string& path) const;
+  /// Bytes the server's endless endpoints have sent for `path` (/fault/sent).
+  std::uint64_t sent(const std::string& path) const;
 
  private:
   Server();
@@ -144,21 +149,26 @@ Server::Server() {
   base_ = "http://127.0.0.1:" + std::to_string(port_);
 }
 
-int Server::requests(const std::string& path) const {
+int Server::requests(const std::string& path) const { return get_json("/fault/stats").value(path, 0); }
+
+std::uint64_t Server::sent(const std::string& path) const {
+  return get_json("/fault/sent").value(path, std::uint64_t{0});
+}
+
+nlohmann::json Server::get_json(const std::string& endpoint) const {
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<std::uint16_t>(port_));
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  const std::string request = "GET /fault/stats HTTP/1.0\r\n\r\n";
+  const std::string request = "GET " + endpoint + " HTTP/1.0\r\n\r\n";
   REQUIRE(::write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size()));
   std::string response;
   char buffer[4096];
   for (ssize_t n; (n = ::read(fd, buffer, sizeof buffer)) > 0;) response.append(buffer, static_cast<std::size_t>(n));
   ::close(fd);
-  const auto stats = nlohmann::json::parse(response.substr(response.find("\r\n\r\n") + 4));
-  return stats.value(path, 0);
+  return nlohmann::json::parse(response.substr(response.find("\r\n\r\n") + 4));
 }
 
 /// A port on which nothing listens (it was free a moment ago).
@@ -642,4 +652,170 @@ TEST_CASE("a spill never writes through a name planted in the temp dir") {
   CHECK(code_of(run.outcome(7)) == Code::kOk);
   REQUIRE(run.jobs.count(7) == 1);
   CHECK(run.jobs.at(7).body == server.file("big.bin"));
+}
+
+// ===== --max-bytes bounds every byte read (issue 7, section 5) ==============
+// The server counts what it sent (/fault/sent); the socket buffers between it
+// and libcurl hold a few MB at most, so "near max_bytes" is checked as less
+// than max_bytes + 16 MB, against the gigabytes an unbounded read takes.
+
+namespace {
+constexpr std::uint64_t kSocketSlack = 16 << 20;
+
+/// Fetches `path` once with a 1 MB --max-bytes and a transfer timeout that an
+/// unbounded read would run into; returns the outcome and what the server
+/// sent for it.
+std::pair<FetchOutcome, std::uint64_t> fetch_endless(const std::string& path, std::uint64_t max_bytes) {
+  Server& server = Server::Get();
+  Options options = test_options();
+  options.max_bytes = max_bytes;
+  options.transfer_timeout_s = 8;
+  options.fetch_attempts = 1;
+  const std::uint64_t before = server.sent(path);
+  const Run run = fetch(options, {http(1, path)});
+  const FetchOutcome o = run.outcome(1);
+  CHECK(run.jobs.empty());
+  return {o, server.sent(path) - before};
+}
+}  // namespace
+
+TEST_CASE("a 302 with an endless body ends as too-large near max_bytes") {
+  const auto [o, sent] = fetch_endless("/fault/redirect-endless", 1'000'000);
+  MESSAGE("bytes sent by the server: " << sent);
+  CHECK(code_of(o) == Code::kTooLarge);
+  CHECK(error_of(o).starts_with("received over --max-bytes (1000000 bytes)"));
+  CHECK(sent < 1'000'000 + kSocketSlack);
+}
+
+TEST_CASE("a 500 with an endless body ends near max_bytes") {
+  const auto [o, sent] = fetch_endless("/fault/error-endless", 1'000'000);
+  MESSAGE("bytes sent by the server: " << sent);
+  CHECK(o.http_status == 500);
+  CHECK(sent < 1'000'000 + kSocketSlack);
+}
+
+TEST_CASE("a header flood ends as too-large near max_bytes") {
+  // 100 kB: below libcurl's own 300 KiB header limit, so ours must act.
+  const auto [o, sent] = fetch_endless("/fault/header-flood", 100'000);
+  MESSAGE("bytes sent by the server: " << sent);
+  CHECK(code_of(o) == Code::kTooLarge);
+  CHECK(error_of(o).starts_with("received over --max-bytes (100000 bytes)"));
+  CHECK(sent < 100'000 + kSocketSlack);
+}
+
+// ===== The address policy (issue 7, section 8) ===============================
+// Every refused address here is refused in the open-socket callback, before
+// connect: no packet leaves for it (the test passes the same inside a network
+// namespace without any route; see the outcome text, which names the address
+// the callback refused). Only 127.0.0.1 is ever connected to.
+
+namespace {
+
+AddressVerdict verdict_of(const std::string& text, bool deny_private) {
+  sockaddr_storage storage{};
+  socklen_t length = 0;
+  if (text.find(':') == std::string::npos) {
+    auto& a = reinterpret_cast<sockaddr_in&>(storage);
+    a.sin_family = AF_INET;
+    REQUIRE(::inet_pton(AF_INET, text.c_str(), &a.sin_addr) == 1);
+    length = sizeof a;
+  } else {
+    auto& a = reinterpret_cast<sockaddr_in6&>(storage);
+    a.sin6_family = AF_INET6;
+    REQUIRE(::inet_pton(AF_INET6, text.c_str(), &a.sin6_addr) == 1);
+    length = sizeof a;
+  }
+  return check_address(reinterpret_cast<const sockaddr*>(&storage), length, deny_private);
+}
+
+}  // namespace
+
+TEST_CASE("address policy: link-local and metadata always, private ranges under deny_private") {
+  for (const char* a : {"169.254.169.254", "169.254.0.1", "fe80::1", "febf::ffff", "fd00:ec2::254",
+                        "::ffff:169.254.169.254", "::169.254.169.254"}) {
+    CAPTURE(std::string(a));
+    CHECK(verdict_of(a, false) == AddressVerdict::kLinkLocal);
+    CHECK(verdict_of(a, true) == AddressVerdict::kLinkLocal);
+  }
+  for (const char* a : {"127.0.0.1", "127.255.0.9", "10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.1.1",
+                        "100.64.0.1", "100.127.255.255", "0.0.0.0", "::1", "::", "fc00::1", "fdff::1",
+                        "::ffff:127.0.0.1", "::ffff:10.0.0.1", "::ffff:192.168.0.1", "fd00:ec2::253"}) {
+    CAPTURE(std::string(a));
+    CHECK(verdict_of(a, false) == AddressVerdict::kAllowed);
+    CHECK(verdict_of(a, true) == AddressVerdict::kPrivate);
+  }
+  for (const char* a : {"8.8.8.8", "172.32.0.1", "172.15.255.255", "100.128.0.1", "169.253.255.255",
+                        "2001:db8::1", "fec0::1", "fe00::1", "::ffff:8.8.8.8"}) {
+    CAPTURE(std::string(a));
+    CHECK(verdict_of(a, true) == AddressVerdict::kAllowed);
+  }
+}
+
+TEST_CASE("link-local and metadata addresses are refused before connect, however written") {
+  Options options = test_options();
+  options.connect_timeout_s = 2;
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"http://169.254.169.254/latest/meta-data/", "169.254.169.254"},
+      {"http://2852039166/", "169.254.169.254"},      // decimal
+      {"http://0xa9fea9fe/", "169.254.169.254"},      // hex
+      {"http://0251.0376.0251.0376/", "169.254.169.254"},  // octal
+      {"http://[fe80::1]/x.jpg", "fe80::1"},
+      {"http://[fd00:ec2::254]/x.jpg", "fd00:ec2::254"},
+      {"http://[::ffff:169.254.169.254]/x.jpg", "169.254.169.254"},
+  };
+  std::vector<FetchRequest> requests;
+  for (std::size_t i = 0; i < cases.size(); ++i) requests.push_back(request(i + 1, cases[i].first));
+  const Run run = fetch(options, requests);
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    CAPTURE(cases[i].first);
+    const FetchOutcome& o = run.outcome(i + 1);
+    CHECK(code_of(o) == Code::kBlockedAddress);
+    CHECK(code_name(code_of(o)) == "blocked-address");
+    CHECK(error_of(o).find(cases[i].second) != std::string::npos);
+    CHECK(o.tries == 1);  // refused, not retried
+  }
+  CHECK(run.jobs.empty());
+}
+
+TEST_CASE("a redirect to a metadata address is refused at the hop") {
+  Server& server = Server::Get();
+  const Run run = fetch(test_options(),
+                        {http(1, "/fault/redirect-to?url=http://169.254.169.254/latest/meta-data/"),
+                         http(2, "/fault/redirect-to?url=http://0xa9fea9fe/"),
+                         http(3, "/fault/redirect/good.bin")});
+  for (std::uint64_t id : {1, 2}) {
+    CAPTURE(id);
+    CHECK(code_of(run.outcome(id)) == Code::kBlockedAddress);
+    CHECK(error_of(run.outcome(id)).find("169.254.169.254") != std::string::npos);
+  }
+  CHECK(code_of(run.outcome(3)) == Code::kOk);  // loopback is allowed by default
+  REQUIRE(run.jobs.count(3) == 1);
+  CHECK(run.jobs.at(3).body == server.file("good.bin"));
+}
+
+TEST_CASE("deny_private refuses loopback, by address, by name and in decimal") {
+  Server& server = Server::Get();
+  Options options = test_options();
+  options.deny_private = true;
+  const std::string port = std::to_string(server.port());
+  const Run run = fetch(options, {http(1, "/good.bin"), request(2, "http://localhost:" + port + "/good.bin"),
+                                  request(3, "http://[::1]:" + port + "/good.bin"),
+                                  request(4, "http://2130706433:" + port + "/good.bin")});
+  for (std::uint64_t id : {1, 2, 3, 4}) {
+    CAPTURE(id);
+    CHECK(code_of(run.outcome(id)) == Code::kBlockedAddress);
+    CHECK(error_of(run.outcome(id)).find("--deny-private") != std::string::npos);
+    CHECK(run.outcome(id).tries == 1);
+  }
+  CHECK(run.jobs.empty());
+}
+
+TEST_CASE("no_local refuses local sources") {
+  Server& server = Server::Get();
+  Options options = test_options();
+  options.no_local = true;
+  const Run run = fetch(options, {request(1, (server.dir() / "good.bin").string(), SourceKind::kFile)});
+  CHECK(code_of(run.outcome(1)) == Code::kInvalidArgument);
+  CHECK(error_of(run.outcome(1)) == "local source refused (--no-local)");
+  CHECK(run.jobs.empty());
 }

@@ -78,6 +78,8 @@ Options unusual_options() {
   o.max_pixels = 7'777'777;
   o.max_decode_mb = 96;
   o.allow_untrusted_formats = true;
+  o.deny_private = true;
+  o.no_local = true;
   o.report_path = "run.jsonl";
   o.connect_timeout_s = 3;
   o.transfer_timeout_s = 600;
@@ -105,6 +107,8 @@ void check_same_fields(const Options& a, const Options& b) {
   CHECK(a.max_pixels == b.max_pixels);
   CHECK(a.max_decode_mb == b.max_decode_mb);
   CHECK(a.allow_untrusted_formats == b.allow_untrusted_formats);
+  CHECK(a.deny_private == b.deny_private);
+  CHECK(a.no_local == b.no_local);
   CHECK(a.report_path == b.report_path);
   CHECK(a.connect_timeout_s == b.connect_timeout_s);
   CHECK(a.transfer_timeout_s == b.transfer_timeout_s);
@@ -120,7 +124,7 @@ void check_same_fields(const Options& a, const Options& b) {
 
 // Options has this many fields; check_same_fields and the JSON must cover
 // them all. Update all three together.
-constexpr std::size_t kOptionFields = 23;
+constexpr std::size_t kOptionFields = 25;
 
 }  // namespace
 
@@ -283,7 +287,7 @@ TEST_CASE("every flag reaches its field") {
                         "--allow-untrusted-formats", "--report", "run.jsonl", "--connect-timeout", "3",
                         "--timeout", "600", "--stall-timeout", "7", "--max-redirects", "0",
                         "--fetch-attempts", "9", "--job-timeout", "5", "--force", "--fsync", "--progress",
-                        "--quiet", "urls.txt"});
+                        "--quiet", "--deny-private", "--no-local", "urls.txt"});
   check_same_fields(o, unusual_options());
 }
 
@@ -600,6 +604,15 @@ TEST_CASE("--max-decode-mb is listed in --help with its default") {
   const Run help = run({"--help"});
   CHECK(contains(help.out, "--max-decode-mb"));
   CHECK(contains(help.out, "default 512"));
+}
+
+TEST_CASE("--deny-private and --no-local: off by default, set by their flags") {
+  const Options defaults = parse_ok({"list.txt"});
+  CHECK_FALSE(defaults.deny_private);
+  CHECK_FALSE(defaults.no_local);
+  const Options set = parse_ok({"--deny-private", "--no-local", "list.txt"});
+  CHECK(set.deny_private);
+  CHECK(set.no_local);
 }
 
 }  // namespace thumbmill

@@ -93,6 +93,17 @@ TEST_CASE("sanitize_stem: ordinary sources") {
   }
 }
 
+TEST_CASE("sanitize_stem reads a URL as libcurl fetches it") {
+  // GET /photos/cat.jpg/ is what libcurl asks for here (dot segments are
+  // removed before the request), so the name is "cat"; the hand-written
+  // parser took "." and ".." for the last segment and gave "image".
+  CHECK(sanitize_stem("http://example.com/photos/cat.jpg/.") == "cat");
+  CHECK(sanitize_stem("http://example.com/photos/cat.jpg/x/..") == "cat");
+  CHECK(sanitize_stem("HTTP://example.com/photos/dog.png") == "dog");
+  // The host libcurl connects to is b.com; the path is /cat.jpg.
+  CHECK(sanitize_stem("http://a.com\\@b.com/cat.jpg") == "cat");
+}
+
 TEST_CASE("sanitize_stem: nothing usable left gives \"image\"") {
   for (const std::string source :
        {"https://example.com/", "https://example.com", "https://example.com/?q=1", "https://example.com/#x",

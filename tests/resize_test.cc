@@ -401,7 +401,7 @@ TEST_CASE("empty input, HTML and random bytes are not images") {
   REQUIRE_FALSE(html.ok());
   CHECK(html.status().code() == Code::kNotAnImage);
   CHECK(html.status().message() ==
-        "not an image: looks like HTML (starts with \"<!DOCTYPE html\")");
+        "not an image: looks like HTML (first bytes 3c 21 44 4f)");
 
   Bytes noise(512);
   for (std::size_t i = 0; i < noise.size(); ++i) noise[i] = std::byte(i * 167 + 63);
@@ -409,7 +409,7 @@ TEST_CASE("empty input, HTML and random bytes are not images") {
   REQUIRE_FALSE(random.ok());
   CHECK(random.status().code() == Code::kNotAnImage);
   CHECK(random.status().message() ==
-        "not an image: unknown format (first bytes 3f e6 8d 34 db 82 29 d0)");
+        "not an image: unknown format (first bytes 3f e6 8d 34)");
 }
 
 TEST_CASE("SVG is refused unless untrusted formats are allowed") {

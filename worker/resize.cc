@@ -195,19 +195,23 @@ bool is_text(std::string_view bytes) {
 }
 
 /// Why `head` (the first bytes of a source no loader claims) is not an
-/// image, in words a person can act on: an HTML error page, some text, or
-/// unknown bytes shown in hex.
+/// image, in words a person can act on: the kind of bytes found (an HTML
+/// page, JSON, some text, unknown) and at most kShownBytes of them in hex.
+/// Never the bytes as text: a list from untrusted hands may name a local
+/// file or redirect to an internal page, and the report must not echo it.
 std::string describe_non_image(std::string_view head) {
+  constexpr std::size_t kShownBytes = 4;
   std::string_view text = head;
   if (text.starts_with("\xEF\xBB\xBF")) text.remove_prefix(3);  // UTF-8 BOM
   text.remove_prefix(std::min(text.size(), text.find_first_not_of(" \t\r\n")));
+  const std::string shown = "(first bytes " + hex_bytes(head.substr(0, kShownBytes)) + ")";
   if (!head.empty() && is_text(head)) {
-    std::string_view shown = text.substr(0, std::min<std::size_t>(14, text.find_first_of("\r\n")));
-    const char* kind = looks_like_html(text) ? "HTML" : "text";
-    return std::string("not an image: looks like ") + kind + " (starts with \"" +
-           std::string(shown) + "\")";
+    const char* kind = looks_like_html(text)                                     ? "HTML"
+                       : text.starts_with('{') || text.starts_with('[') ? "JSON"
+                                                                                 : "text";
+    return std::string("not an image: looks like ") + kind + " " + shown;
   }
-  return "not an image: unknown format (first bytes " + hex_bytes(head.substr(0, 8)) + ")";
+  return "not an image: unknown format " + shown;
 }
 
 /// The format `head` claims by its magic bytes, for the formats libvips
