@@ -18,10 +18,13 @@
 #include "coordinator/process_crew.h"
 #include "coordinator/report.h"
 #include "shared/fd_io.h"
+#include "shared/manifest.h"
 #include "shared/output_files.h"
 #include "shared/output_names.h"
+#include "shared/output_plan.h"
 #include "shared/process_setup.h"
 #include "shared/source_list.h"
+#include "shared/stem_claims.h"
 #include "shared/wire.h"
 
 namespace thumbmill {
@@ -85,9 +88,12 @@ struct InFlight {
   std::string stem;
   bool queued = false;  // false: with the downloader (sent, or waiting to be)
   std::int64_t started_ms = 0;
-  std::uint64_t bytes = 0;
-  std::uint32_t fetch_tries = 0;
-  int http_status = 0;
+  FetchFacts fetch;     // the job's own (from its ResizeOutcome), else its FetchOutcome's
+  std::uint32_t resize_ms = 0;
+  // Its manifest record, when that says it is done but for a source that
+  // may have changed: the request is conditional, and a 304 means skipped.
+  std::optional<ManifestRecord> done_before;
+  SourceValidator local_file;  // a local source's size and mtime when admitted
 };
 
 /// Restarts of one role of child, throttled: a child that ends young without
@@ -138,7 +144,10 @@ class Coordinator {
   // Sources.
   void ReadSources();
   void Admit(SourceLine line);
-  bool AlreadyDone(const std::string& stem, std::vector<OutputFile>* outputs) const;
+  enum class Resume { kRedo, kSkip, kAskServer };
+  Resume CheckDone(const InFlight& s, const std::optional<ManifestRecord>& record) const;
+  void FinishSkipped(InFlight s, const ManifestRecord& record, std::optional<std::uint64_t> id = std::nullopt);
+  void RecordOutcome(const InFlight& s, const SourceResult& r);
   void SendRequests();
   void Finish(std::uint64_t id, SourceResult result);
   void FinishFailed(std::uint64_t id, Code code, std::string error, std::uint32_t attempts = 0);
@@ -183,6 +192,10 @@ class Coordinator {
   std::deque<std::uint64_t> to_send_;  // ids for the downloader, oldest first
   std::unordered_set<std::uint64_t> seen_;  // stable_hash of each source location
   StemAllocator stems_;
+  OutputPlan plan_{options_};
+  Manifest manifest_{options_.out_dir, options_.fsync};
+  StemClaims claims_{options_.out_dir};
+  const std::string fingerprint_ = options_fingerprint(options_);
   std::uint64_t next_id_ = 1;
   bool list_done_ = false;
   std::size_t window_ = 0;
@@ -243,32 +256,92 @@ void Coordinator::Admit(SourceLine line) {
   }
   ++totals_.sources_read;
   const std::uint64_t id = next_id_++;
-  std::string stem = stems_.Allocate(line.location);
-  InFlight s{std::move(line), std::move(stem), false, monotonic_ms()};
-  std::vector<OutputFile> existing;
-  if (!options_.force && AlreadyDone(s.stem, &existing)) {
+  InFlight s;
+  s.line = std::move(line);
+  s.started_ms = monotonic_ms();
+  // Names come from the output directory's claims, so a stem another source
+  // owns (in this run or any earlier one) is never this source's.
+  std::optional<ManifestRecord> record = manifest_.Load(s.line.location);
+  const std::string& location = s.line.location;
+  auto stem = stems_.Allocate(location, [&](const std::string& c) { return claims_.Claim(c, location); },
+                              record ? record->stem : std::string());
+  if (!stem.ok()) {
+    ++totals_.failed;
     SourceResult r = ResultFor(s);
-    r.ok = r.skipped = true;
-    r.outputs = std::move(existing);
-    ++totals_.skipped;
+    r.code = Code::kIoError;
+    r.error = "cannot name its outputs: " + stem.status().message();
     report_.Write(r);
     return;
+  }
+  s.stem = std::move(*stem);
+  if (s.line.kind == SourceKind::kFile) {
+    // Taken before the worker reads it: a change after this is seen next run.
+    if (auto v = local_file_validator(location); v.ok()) s.local_file = *v;
+  }
+  switch (options_.force ? Resume::kRedo : CheckDone(s, record)) {
+    case Resume::kSkip: return FinishSkipped(std::move(s), *record);
+    case Resume::kAskServer: s.done_before = std::move(record); break;
+    case Resume::kRedo: break;
   }
   inflight_.emplace(id, std::move(s));
   to_send_.push_back(id);
 }
 
-/// Whether every thumbnail of `stem` exists already (outputs appear only by
-/// rename, so an existing one is complete).
-bool Coordinator::AlreadyDone(const std::string& stem, std::vector<OutputFile>* outputs) const {
-  for (const SizeSpec& size : options_.sizes) {
-    const auto path = options_.out_dir / thumbnail_file_name(stem, size, options_.format);
-    std::error_code ec;
-    const auto bytes = std::filesystem::file_size(path, ec);
-    if (ec) return false;
-    outputs->push_back({path.string(), 0, 0, bytes});
+/// Whether the manifest says `s` is done: these options made these files
+/// (still whole) for this source under this stem, from a source that has not
+/// changed since (a local file: same size and mtime; HTTP: the server is
+/// asked with the validator; without one, the record is trusted).
+Coordinator::Resume Coordinator::CheckDone(const InFlight& s, const std::optional<ManifestRecord>& record) const {
+  if (!record || record->stem != s.stem || record->options != fingerprint_) return Resume::kRedo;
+  if (record->outputs.size() != plan_.count() || !manifest_.OutputsIntact(*record)) return Resume::kRedo;
+  for (std::size_t i = 0; i < plan_.count(); ++i)
+    if (record->outputs[i].name != plan_.file_name(s.stem, i)) return Resume::kRedo;
+  if (s.line.kind == SourceKind::kFile) {
+    const SourceValidator& was = record->validator;
+    const bool same = was.has_file_stat && s.local_file.has_file_stat && was.file_size == s.local_file.file_size &&
+                      was.mtime_ns == s.local_file.mtime_ns;
+    return same ? Resume::kSkip : Resume::kRedo;
   }
-  return true;
+  return record->validator.has_http() ? Resume::kAskServer : Resume::kSkip;
+}
+
+/// Reports `s` as done before, with the outputs its record names; `id` when
+/// it was in flight (a 304).
+void Coordinator::FinishSkipped(InFlight s, const ManifestRecord& record, std::optional<std::uint64_t> id) {
+  SourceResult r = ResultFor(s);
+  r.ok = r.skipped = true;
+  for (const ManifestOutput& o : record.outputs)
+    r.outputs.push_back({(options_.out_dir / o.name).string(), o.width, o.height, o.bytes});
+  ++totals_.skipped;
+  report_.Write(r);
+  if (id) inflight_.erase(*id);
+}
+
+/// Keeps the manifest true to what is on disk: a source made whole gets its
+/// record (replacing an older one); one that failed loses any record, since
+/// its earlier outputs may be gone or half replaced.
+void Coordinator::RecordOutcome(const InFlight& s, const SourceResult& r) {
+  Status st;
+  if (r.ok) {
+    ManifestRecord record;
+    record.source = s.line.location;
+    record.stem = s.stem;
+    record.options = fingerprint_;
+    for (std::size_t i = 0; i < r.outputs.size(); ++i)
+      record.outputs.push_back({plan_.file_name(s.stem, i), r.outputs[i].width, r.outputs[i].height,
+                                r.outputs[i].bytes});
+    if (s.line.kind == SourceKind::kFile) {
+      record.validator = s.local_file;
+    } else {
+      record.validator.etag = fixed_text(s.fetch.etag);
+      record.validator.last_modified = fixed_text(s.fetch.last_modified);
+    }
+    st = manifest_.Store(record);
+    if (st.code() == Code::kInvalidArgument) st = manifest_.Remove(record.source);  // not storable: redo next time
+  } else {
+    st = manifest_.Remove(s.line.location);
+  }
+  if (!st.ok()) Fatal("cannot keep the manifest in " + options_.out_dir.string() + ": " + st.message());
 }
 
 void Coordinator::SendRequests() {
@@ -286,6 +359,10 @@ void Coordinator::SendRequests() {
     req.url_length = static_cast<std::uint32_t>(std::min(s.line.location.size(), sizeof req.url - 1));
     std::memcpy(req.url, s.line.location.data(), req.url_length);
     std::strncpy(req.stem, s.stem.c_str(), sizeof req.stem - 1);
+    if (s.done_before) {
+      set_fixed_text(req.if_none_match, s.done_before->validator.etag);
+      set_fixed_text(req.if_modified_since, s.done_before->validator.last_modified);
+    }
     const std::size_t size = offsetof(FetchRequest, url) + req.url_length + 1;
     const TryWrite w = try_write_frame(request_fd_, MessageType::kFetchRequest, &req, size);
     if (w == TryWrite::kFull) return;       // poll tells us when there is room
@@ -298,9 +375,11 @@ SourceResult Coordinator::ResultFor(const InFlight& s) const {
   SourceResult r;
   r.url = s.line.text;
   r.line = s.line.line_number;
-  r.fetch_attempts = s.fetch_tries;
-  r.http_status = s.http_status;
-  r.bytes_downloaded = s.bytes;
+  r.fetch_attempts = s.fetch.tries;
+  r.http_status = s.fetch.http_status;
+  r.bytes_downloaded = s.fetch.bytes;
+  r.fetch_ms = s.fetch.fetch_ms;
+  r.resize_ms = s.resize_ms;
   r.ms = static_cast<std::uint64_t>(std::max<std::int64_t>(0, monotonic_ms() - s.started_ms));
   return r;
 }
@@ -351,9 +430,19 @@ void Coordinator::OnFetchOutcome(const FetchOutcome& o) {
   auto it = inflight_.find(o.source_id);
   if (it == inflight_.end()) return;  // already finished by a fast worker
   InFlight& s = it->second;
-  s.bytes = o.bytes;
-  s.fetch_tries = o.tries;
-  s.http_status = o.http_status;
+  // What a failed fetch did; a published job brings its own facts to its
+  // ResizeOutcome, which may arrive before or after this.
+  if (!s.queued) {
+    s.fetch.bytes = o.bytes;
+    s.fetch.tries = o.tries;
+    s.fetch.http_status = o.http_status;
+    s.fetch.fetch_ms = o.fetch_ms;
+  }
+  if (static_cast<Code>(o.code) == Code::kOk && o.not_modified) {
+    if (!s.done_before) return FinishFailed(o.source_id, Code::kInternal, "304 to a request that was not conditional");
+    const ManifestRecord record = *s.done_before;
+    return FinishSkipped(std::move(s), record, o.source_id);
+  }
   if (static_cast<Code>(o.code) == Code::kOk) {
     s.queued = true;
     return;
@@ -366,16 +455,24 @@ void Coordinator::OnResizeOutcome(const ResizeOutcome& o) {
   if (it == inflight_.end()) return;
   InFlight& s = it->second;
   s.queued = true;
-  if (s.bytes == 0 && s.line.kind == SourceKind::kHttp) s.bytes = o.body_bytes;
+  s.fetch = o.fetch;  // the job's own facts: one path for what the source did
+  s.resize_ms = o.resize_ms;
   SourceResult r = ResultFor(s);
   r.attempts = o.attempt;
   r.code = static_cast<Code>(o.code);
   r.ok = r.code == Code::kOk;
-  if (!r.ok) r.error = o.error;
-  for (std::uint32_t i = 0; i < std::min<std::uint32_t>(o.output_count, kMaxOutputs); ++i) {
-    const auto path = options_.out_dir / thumbnail_file_name(s.stem, options_.sizes[i], options_.format);
-    r.outputs.push_back({path.string(), o.outputs[i].width, o.outputs[i].height, o.outputs[i].bytes});
+  if (!r.ok) r.error = fixed_text(o.error);
+  const std::size_t count = std::min<std::size_t>({o.output_count, kMaxOutputs, plan_.count()});
+  if (r.ok && count != plan_.count()) {
+    r.ok = false;
+    r.code = Code::kInternal;
+    r.error = "worker reported " + std::to_string(o.output_count) + " outputs for " +
+              std::to_string(plan_.count()) + " sizes";
   }
+  for (std::size_t i = 0; r.ok && i < count; ++i)
+    r.outputs.push_back({plan_.final_path(s.stem, i).string(), o.outputs[i].width, o.outputs[i].height,
+                         o.outputs[i].bytes});
+  RecordOutcome(s, r);
   Finish(o.source_id, std::move(r));
 }
 
@@ -490,19 +587,18 @@ void Coordinator::OnWorkerExit(const ChildExit& e, double lived_s, std::uint64_t
 /// workers forever), or just freed if its outcome had already arrived.
 void Coordinator::SettleCrashedJob(const SlotView& job, const std::string& reason) {
   // A worker killed mid-write leaves a hidden temp file; its name is known.
-  for (const SizeSpec& size : options_.sizes) {
-    const auto name = thumbnail_file_name(queue_.slot(job.slot).stem, size, options_.format);
-    ::unlink(output_temp_path(options_.out_dir / name, job.owner).c_str());
-  }
-  const bool pending = inflight_.count(job.source_id) > 0;
+  plan_.RemoveTemps(job.stem, job.owner);
+  auto it = inflight_.find(job.source_id);
+  const bool pending = it != inflight_.end();
   if (pending && job.attempt < kMaxAttempts && !draining_) {
     queue_.Requeue(job.slot);
     return;
   }
-  const JobSlot& slot = queue_.slot(job.slot);
-  if (slot.path_is_temp) ::unlink(slot.path);
+  if (job.path_is_temp) ::unlink(job.path.c_str());
   queue_.Free(job.slot);
   if (!pending) return;
+  it->second.fetch = job.fetch;
+  (void)manifest_.Remove(it->second.line.location);  // its outputs may be half replaced
   if (draining_ && job.attempt < kMaxAttempts)
     return FinishFailed(job.source_id, Code::kInterrupted, "interrupted before it finished", job.attempt);
   FinishFailed(job.source_id, Code::kWorkerCrashed, reason + " on " + std::to_string(job.attempt) + " attempts",
@@ -573,8 +669,9 @@ void Coordinator::BeginDrain() {
 /// interrupted.
 void Coordinator::DropUnstarted() {
   for (const SlotView& v : queue_.Snapshot()) {
-    if (v.state != SlotState::kReady || !queue_.FreeIfReady(v.slot)) continue;
-    if (queue_.slot(v.slot).path_is_temp) ::unlink(queue_.slot(v.slot).path);
+    if (v.state != SlotState::kReady) continue;
+    const std::optional<SlotView> freed = queue_.FreeIfReady(v.slot, v.source_id);
+    if (freed && freed->path_is_temp) ::unlink(freed->path.c_str());
   }
 }
 

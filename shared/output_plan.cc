@@ -1,0 +1,29 @@
+#include "shared/output_plan.h"
+
+#include <unistd.h>
+
+#include "shared/output_files.h"
+#include "shared/output_names.h"
+
+namespace thumbmill {
+
+OutputPlan::OutputPlan(std::filesystem::path out_dir, std::vector<SizeSpec> sizes, Format format)
+    : out_dir_(std::move(out_dir)), sizes_(std::move(sizes)), format_(format) {}
+
+std::string OutputPlan::file_name(std::string_view stem, std::size_t i) const {
+  return thumbnail_file_name(stem, sizes_.at(i), format_);
+}
+
+std::filesystem::path OutputPlan::final_path(std::string_view stem, std::size_t i) const {
+  return out_dir_ / file_name(stem, i);
+}
+
+std::filesystem::path OutputPlan::temp_path(std::string_view stem, std::size_t i, int writer) const {
+  return output_temp_path(final_path(stem, i), writer);
+}
+
+void OutputPlan::RemoveTemps(std::string_view stem, int writer) const {
+  for (std::size_t i = 0; i < count(); ++i) ::unlink(temp_path(stem, i, writer).c_str());
+}
+
+}  // namespace thumbmill
