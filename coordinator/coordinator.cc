@@ -802,6 +802,7 @@ int coordinator_main(int argc, char** argv, const PipelineMaker& make_pipeline) 
   }
   remove_stale_run_files(default_temp_root());
   remove_orphan_temp_files(options.out_dir);
+  remove_orphan_manifest_temps(options.out_dir);
 
   auto pipeline = make_pipeline(options);
   if (!pipeline.ok()) {

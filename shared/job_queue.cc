@@ -372,7 +372,7 @@ void JobQueue::FreeLocked(SlotId id) {
   s.state.store(static_cast<std::uint32_t>(SlotState::kFree), std::memory_order_release);
 }
 
-SlotView JobQueue::ViewLocked(SlotId id) const {
+SlotView JobQueue::ViewLocked(SlotId id, bool full) const {
   const JobSlot& s = slots_[id];
   SlotView v;
   v.slot = id;
@@ -381,6 +381,7 @@ SlotView JobQueue::ViewLocked(SlotId id) const {
   v.source_id = s.source_id;
   v.attempt = s.attempt;
   v.taken_at_ms = s.taken_at_ms;
+  if (!full) return v;
   v.stem = fixed_text(s.stem);
   v.path = fixed_text(s.path);
   v.path_is_temp = s.path_is_temp != 0;
@@ -390,10 +391,11 @@ SlotView JobQueue::ViewLocked(SlotId id) const {
 
 std::vector<SlotView> JobQueue::Snapshot() {
   std::vector<SlotView> views;
+  views.reserve(header_->slot_count);  // no allocation under the lock
   std::lock_guard guard(header_->lock);
   for (std::uint32_t i = 0; i < header_->slot_count; ++i) {
     if (slots_[i].current() == SlotState::kFree) continue;
-    views.push_back(ViewLocked(i));
+    views.push_back(ViewLocked(i, /*full=*/false));
   }
   return views;
 }
@@ -429,7 +431,7 @@ std::vector<SlotView> JobQueue::ReclaimDead(std::int32_t dead) {
         FreeLocked(i);  // a half-written body: no consumer has seen it
         freed = true;
       } else if (st == SlotState::kTaken) {
-        taken.push_back(ViewLocked(i));
+        taken.push_back(ViewLocked(i, /*full=*/true));
       }
     }
   }
@@ -460,7 +462,7 @@ std::optional<SlotView> JobQueue::FreeIfReady(SlotId id, std::uint64_t source_id
   {
     std::lock_guard guard(header_->lock);
     if (slots_[id].current() != SlotState::kReady || slots_[id].source_id != source_id) return std::nullopt;
-    freed = ViewLocked(id);
+    freed = ViewLocked(id, /*full=*/true);
     FreeLocked(id);
   }
   SpaceFreed();

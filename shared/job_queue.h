@@ -83,7 +83,9 @@ struct JobSlot {
 
 /// A copy of one slot taken under the queue lock, for the supervisor: its
 /// policy code reads these, never the shared slot (which another process
-/// may reuse as soon as it is free).
+/// may reuse as soon as it is free). Snapshot fills the fields up to
+/// `taken_at_ms` only (it runs often, under the lock); ReclaimDead and
+/// FreeIfReady, which hand over a job to settle, fill all of them.
 struct SlotView {
   std::uint32_t slot = 0;
   SlotState state = SlotState::kFree;
@@ -233,7 +235,7 @@ class JobQueue {
   /// Drops this process's mapping of the slot's body pages (kShared only).
   void DropPages(SlotId slot);
   void FreeLocked(SlotId slot);
-  SlotView ViewLocked(SlotId slot) const;
+  SlotView ViewLocked(SlotId slot, bool full) const;
   void MakeReadyLocked(SlotId slot, std::uint64_t seq);
 
   /// Asks the reserver for the arena bytes [offset, offset + length).

@@ -130,6 +130,15 @@ Status Manifest::Remove(std::string_view source) const {
   return Status::Ok();
 }
 
+int remove_orphan_manifest_temps(const std::filesystem::path& out_dir) {
+  const auto state = out_dir / ".thumbmill";
+  int removed = remove_orphan_temp_files(state / "stems");
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(state / "manifest", ec))
+    if (e.is_directory(ec) && !e.is_symlink(ec)) removed += remove_orphan_temp_files(e.path());
+  return removed;
+}
+
 bool Manifest::OutputsIntact(const ManifestRecord& record) const {
   if (record.outputs.empty()) return false;
   for (const auto& o : record.outputs) {

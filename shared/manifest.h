@@ -93,6 +93,11 @@ class Manifest {
   bool durable_;
 };
 
+/// Removes temp files (of record and claim writes) that killed runs left
+/// under `out_dir`/.thumbmill, by the rule of remove_orphan_temp_files.
+/// Returns how many were removed.
+int remove_orphan_manifest_temps(const std::filesystem::path& out_dir);
+
 /// The JSON text of a record, and back (kInvalidArgument when malformed).
 std::string manifest_record_to_json(const ManifestRecord& record);
 Result<ManifestRecord> manifest_record_from_json(std::string_view text);

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -47,8 +48,8 @@ struct Out {
     std::string text;
     for (const auto& s : list) text += s + "\n";
     write_file(list_path, text);
-    std::vector<std::string> argv = {binary.string(), "--out", out.string(), "--report", report.string(),
-                                     "--workers", "2"};
+    std::vector<std::string> argv = {binary.string(), "--out", out.string(), "--report", report.string()};
+    if (std::find(flags.begin(), flags.end(), "--workers") == flags.end()) flags.insert(flags.end(), {"--workers", "2"});
     argv.insert(argv.end(), flags.begin(), flags.end());
     argv.push_back(list_path.string());
     CommandOptions options;
@@ -237,6 +238,19 @@ TEST_CASE("a local source changed since (size or modification time) is redone") 
 }
 
 TEST_CASE("an HTTP source with a validator is asked again conditionally: a 304 is a skip without a body") {
+  // The three builds share the coordinator; the sequential one has its own loop.
+  fs::path binary = coordinator();
+  std::vector<std::string> workers = {"--workers", "2"};
+  SUBCASE("processes") {}
+  SUBCASE("threads") { binary = build_dir() / "coordinator" / "coordinator-threaded"; }
+  SUBCASE("sequential") {
+    binary = build_dir() / "coordinator" / "coordinator-threaded";
+    workers = {"--workers", "0"};
+  }
+  auto flags = [&](std::vector<std::string> more) {
+    more.insert(more.end(), workers.begin(), workers.end());
+    return more;
+  };
   ScratchDir src("src");
   make_image(src.path(), "fox.jpg", 400, 300, 1);
   make_image(src.path(), "hen.jpg", 300, 300, 2);
@@ -244,11 +258,11 @@ TEST_CASE("an HTTP source with a validator is asked again conditionally: a 304 i
   const std::string fox = server.url("fox.jpg");
   const std::string hen = server.url("fault/no-validators/hen.jpg");
   Out out;
-  auto run = out.Run({fox, hen});
+  auto run = out.Run({fox, hen}, flags({}), 0, binary);
   check_outputs_match(run[fox], {400, 300}, {32, 64, 200});
   CHECK(get_json(server.port(), "/fault/bodies").value("/fox.jpg", 0) == 1);
 
-  run = out.Run({fox, hen});
+  run = out.Run({fox, hen}, flags({}), 0, binary);
   CHECK(skipped(run[fox]));
   CHECK(run[fox]["http_status"] == 304);
   CHECK(get_json(server.port(), "/fault/stats").value("/fox.jpg", 0) == 2);   // asked again...
@@ -260,13 +274,13 @@ TEST_CASE("an HTTP source with a validator is asked again conditionally: a 304 i
 
   // Changed on the server: fetched and made again.
   make_image(src.path(), "fox.jpg", 150, 100, 3);
-  run = out.Run({fox});
+  run = out.Run({fox}, flags({}), 0, binary);
   CHECK_FALSE(skipped(run[fox]));
   check_outputs_match(run[fox], {150, 100}, {32, 64, 200});
   CHECK(get_json(server.port(), "/fault/bodies").value("/fox.jpg", 0) == 2);
 
   // --force: fetched whole, no conditional request.
-  run = out.Run({fox}, {"--force"});
+  run = out.Run({fox}, flags({"--force"}), 0, binary);
   CHECK_FALSE(skipped(run[fox]));
   CHECK(get_json(server.port(), "/fault/bodies").value("/fox.jpg", 0) == 3);
 }
