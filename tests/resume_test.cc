@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -136,11 +137,18 @@ int manifest_records(const fs::path& out) {
 }  // namespace
 
 TEST_CASE("a file name two sources share: a later run of the second alone is not handed the first's thumbnails") {
+  bool http = false;
+  SUBCASE("local paths") {}
+  SUBCASE("URLs (the issue's reproduction)") { http = true; }
   ScratchDir src("src");
   make_image(src / "a", "cat.jpg", 300, 200, 1);
   make_image(src / "b", "cat.jpg", 120, 240, 2);
-  const std::string a = (src / "a" / "cat.jpg").string();
-  const std::string b = (src / "b" / "cat.jpg").string();
+  make_image(src / "c", "cat.jpg", 90, 60, 3);
+  std::optional<Server> server;
+  if (http) server.emplace(src.path());
+  auto source = [&](const std::string& rel) { return http ? server->url(rel) : (src / rel).string(); };
+  const std::string a = source("a/cat.jpg");
+  const std::string b = source("b/cat.jpg");
   Out out;
   auto first = out.Run({a, b});
   REQUIRE(first.size() == 2);
@@ -163,8 +171,7 @@ TEST_CASE("a file name two sources share: a later run of the second alone is not
   CHECK(skipped(third[b]));
 
   // A new source with the same file name gets a name nobody owns.
-  make_image(src / "c", "cat.jpg", 90, 60, 3);
-  const std::string c = (src / "c" / "cat.jpg").string();
+  const std::string c = source("c/cat.jpg");
   auto fourth = out.Run({c});
   check_outputs_match(fourth[c], {90, 60}, {32, 64, 200});
   for (const auto& p : output_paths(fourth[c])) {
