@@ -365,3 +365,21 @@ TEST_CASE("under load every report entry says what its fetch did: tries, status,
   CHECK(lost == 0);
   CHECK(untimed == 0);
 }
+
+TEST_CASE("a manifest that cannot be written ends the run with exit 3 and a message") {
+  ScratchDir src("src");
+  make_image(src.path(), "elk.jpg", 200, 100);
+  Out out;
+  // Where the records go is taken by a plain file: no record can be stored.
+  fs::create_directories(out.out / ".thumbmill");
+  write_file(out.out / ".thumbmill" / "manifest", "not a directory");
+  const fs::path list = out.work / "list.txt";
+  write_file(list, (src / "elk.jpg").string() + "\n");
+  fs::create_directories(out.work / "tmp");
+  CommandOptions options;
+  options.env["TMPDIR"] = (out.work / "tmp").string();
+  const CommandResult r = run_command({coordinator().string(), "--out", out.out.string(), list.string()}, options);
+  INFO("stderr: " << r.err);
+  CHECK(r.exit_code == 3);
+  CHECK(r.err.find("manifest") != std::string::npos);
+}
