@@ -24,6 +24,14 @@ std::string hex16(std::uint64_t value) {
   return text;
 }
 
+/// A validator goes into a request header: printable ASCII only (a record
+/// is data read from disk, and a CR or LF would be a header of its own).
+bool is_header_safe(std::string_view value) {
+  for (char c : value)
+    if (c < 0x20 || c > 0x7e) return false;
+  return true;
+}
+
 }  // namespace
 
 std::string options_fingerprint(const Options& options) {
@@ -75,6 +83,8 @@ Result<ManifestRecord> manifest_record_from_json(std::string_view text) {
     const auto& v = j.at("validator");
     r.validator.etag = v.value("etag", "");
     r.validator.last_modified = v.value("last_modified", "");
+    if (!is_header_safe(r.validator.etag) || !is_header_safe(r.validator.last_modified))
+      return Status(Code::kInvalidArgument, "malformed manifest record: a validator is not printable ASCII");
     if (v.contains("size")) {
       r.validator.has_file_stat = true;
       r.validator.file_size = v.at("size").get<std::uint64_t>();

@@ -69,6 +69,9 @@ TEST_CASE("a manifest record survives JSON both ways, and a malformed one is an 
   REQUIRE(back.ok());
   CHECK(*back == r);
   CHECK_FALSE(manifest_record_from_json("{").ok());
+  r = sample();
+  r.validator.etag = "\"a\"\r\nX-Injected: 1";  // would be a header of its own
+  CHECK_FALSE(manifest_record_from_json(manifest_record_to_json(r)).ok());
   CHECK_FALSE(manifest_record_from_json("{\"source\": 3}").ok());
 }
 
