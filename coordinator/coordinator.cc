@@ -17,14 +17,13 @@
 
 #include "coordinator/process_crew.h"
 #include "coordinator/report.h"
+#include "coordinator/resume_book.h"
 #include "shared/fd_io.h"
 #include "shared/manifest.h"
 #include "shared/output_files.h"
 #include "shared/output_names.h"
-#include "shared/output_plan.h"
 #include "shared/process_setup.h"
 #include "shared/source_list.h"
-#include "shared/stem_claims.h"
 #include "shared/wire.h"
 
 namespace thumbmill {
@@ -85,15 +84,13 @@ double seconds_since(Clock::time_point t) {
 /// A source handed out and not yet finished.
 struct InFlight {
   SourceLine line;
-  std::string stem;
+  // Its stem, and for kAskServer the record that says it is done: the
+  // request is conditional, and a 304 means skipped.
+  ResumeBook::Entry book;
   bool queued = false;  // false: with the downloader (sent, or waiting to be)
   std::int64_t started_ms = 0;
   FetchFacts fetch;     // the job's own (from its ResizeOutcome), else its FetchOutcome's
   std::uint32_t resize_ms = 0;
-  // Its manifest record, when that says it is done but for a source that
-  // may have changed: the request is conditional, and a 304 means skipped.
-  std::optional<ManifestRecord> done_before;
-  SourceValidator local_file;  // a local source's size and mtime when admitted
 };
 
 /// Restarts of one role of child, throttled: a child that ends young without
@@ -144,9 +141,7 @@ class Coordinator {
   // Sources.
   void ReadSources();
   void Admit(SourceLine line);
-  enum class Resume { kRedo, kSkip, kAskServer };
-  Resume CheckDone(const InFlight& s, const std::optional<ManifestRecord>& record) const;
-  void FinishSkipped(InFlight s, const ManifestRecord& record, std::optional<std::uint64_t> id = std::nullopt);
+  void FinishSkipped(const InFlight& s, std::optional<std::uint64_t> id = std::nullopt);
   void RecordOutcome(const InFlight& s, const SourceResult& r);
   void SendRequests();
   void Finish(std::uint64_t id, SourceResult result);
@@ -191,11 +186,7 @@ class Coordinator {
   std::unordered_map<std::uint64_t, InFlight> inflight_;
   std::deque<std::uint64_t> to_send_;  // ids for the downloader, oldest first
   std::unordered_set<std::uint64_t> seen_;  // stable_hash of each source location
-  StemAllocator stems_;
-  OutputPlan plan_{options_};
-  Manifest manifest_{options_.out_dir, options_.fsync};
-  StemClaims claims_{options_.out_dir};
-  const std::string fingerprint_ = options_fingerprint(options_);
+  ResumeBook book_{options_};  // names, manifest records, what is done
   std::uint64_t next_id_ = 1;
   bool list_done_ = false;
   std::size_t window_ = 0;
@@ -259,88 +250,37 @@ void Coordinator::Admit(SourceLine line) {
   InFlight s;
   s.line = std::move(line);
   s.started_ms = monotonic_ms();
-  // Names come from the output directory's claims, so a stem another source
-  // owns (in this run or any earlier one) is never this source's.
-  std::optional<ManifestRecord> record = manifest_.Load(s.line.location);
-  const std::string& location = s.line.location;
-  auto stem = stems_.Allocate(location, [&](const std::string& c) { return claims_.Claim(c, location); },
-                              record ? record->stem : std::string());
-  if (!stem.ok()) {
+  auto entry = book_.Admit(s.line);
+  if (!entry.ok()) {
     ++totals_.failed;
     SourceResult r = ResultFor(s);
     r.code = Code::kIoError;
-    r.error = "cannot name its outputs: " + stem.status().message();
+    r.error = "cannot name its outputs: " + entry.status().message();
     report_.Write(r);
     return;
   }
-  s.stem = std::move(*stem);
-  if (s.line.kind == SourceKind::kFile) {
-    // Taken before the worker reads it: a change after this is seen next run.
-    if (auto v = local_file_validator(location); v.ok()) s.local_file = *v;
-  }
-  switch (options_.force ? Resume::kRedo : CheckDone(s, record)) {
-    case Resume::kSkip: return FinishSkipped(std::move(s), *record);
-    case Resume::kAskServer: s.done_before = std::move(record); break;
-    case Resume::kRedo: break;
-  }
+  s.book = std::move(*entry);
+  if (s.book.verdict == ResumeBook::Verdict::kSkip) return FinishSkipped(s);
   inflight_.emplace(id, std::move(s));
   to_send_.push_back(id);
 }
 
-/// Whether the manifest says `s` is done: these options made these files
-/// (still whole) for this source under this stem, from a source that has not
-/// changed since (a local file: same size and mtime; HTTP: the server is
-/// asked with the validator; without one, the record is trusted).
-Coordinator::Resume Coordinator::CheckDone(const InFlight& s, const std::optional<ManifestRecord>& record) const {
-  if (!record || record->stem != s.stem || record->options != fingerprint_) return Resume::kRedo;
-  if (record->outputs.size() != plan_.count() || !manifest_.OutputsIntact(*record)) return Resume::kRedo;
-  for (std::size_t i = 0; i < plan_.count(); ++i)
-    if (record->outputs[i].name != plan_.file_name(s.stem, i)) return Resume::kRedo;
-  if (s.line.kind == SourceKind::kFile) {
-    const SourceValidator& was = record->validator;
-    const bool same = was.has_file_stat && s.local_file.has_file_stat && was.file_size == s.local_file.file_size &&
-                      was.mtime_ns == s.local_file.mtime_ns;
-    return same ? Resume::kSkip : Resume::kRedo;
-  }
-  return record->validator.has_http() ? Resume::kAskServer : Resume::kSkip;
-}
-
 /// Reports `s` as done before, with the outputs its record names; `id` when
 /// it was in flight (a 304).
-void Coordinator::FinishSkipped(InFlight s, const ManifestRecord& record, std::optional<std::uint64_t> id) {
+void Coordinator::FinishSkipped(const InFlight& s, std::optional<std::uint64_t> id) {
   SourceResult r = ResultFor(s);
   r.ok = r.skipped = true;
-  for (const ManifestOutput& o : record.outputs)
-    r.outputs.push_back({(options_.out_dir / o.name).string(), o.width, o.height, o.bytes});
+  r.outputs = book_.Outputs(*s.book.record);
   ++totals_.skipped;
   report_.Write(r);
   if (id) inflight_.erase(*id);
 }
 
 /// Keeps the manifest true to what is on disk: a source made whole gets its
-/// record (replacing an older one); one that failed loses any record, since
-/// its earlier outputs may be gone or half replaced.
+/// record; one that failed loses any record, since its earlier outputs may
+/// be gone or half replaced. A manifest that cannot be kept ends the run.
 void Coordinator::RecordOutcome(const InFlight& s, const SourceResult& r) {
-  Status st;
-  if (r.ok) {
-    ManifestRecord record;
-    record.source = s.line.location;
-    record.stem = s.stem;
-    record.options = fingerprint_;
-    for (std::size_t i = 0; i < r.outputs.size(); ++i)
-      record.outputs.push_back({plan_.file_name(s.stem, i), r.outputs[i].width, r.outputs[i].height,
-                                r.outputs[i].bytes});
-    if (s.line.kind == SourceKind::kFile) {
-      record.validator = s.local_file;
-    } else {
-      record.validator.etag = fixed_text(s.fetch.etag);
-      record.validator.last_modified = fixed_text(s.fetch.last_modified);
-    }
-    st = manifest_.Store(record);
-    if (st.code() == Code::kInvalidArgument) st = manifest_.Remove(record.source);  // not storable: redo next time
-  } else {
-    st = manifest_.Remove(s.line.location);
-  }
+  const Status st = r.ok ? book_.RecordMade(s.line, s.book, s.fetch, r.outputs) : book_.Forget(s.line.location);
   if (!st.ok()) Fatal("cannot keep the manifest in " + options_.out_dir.string() + ": " + st.message());
 }
 
@@ -358,10 +298,10 @@ void Coordinator::SendRequests() {
     req.kind = static_cast<std::uint32_t>(s.line.kind);
     req.url_length = static_cast<std::uint32_t>(std::min(s.line.location.size(), sizeof req.url - 1));
     std::memcpy(req.url, s.line.location.data(), req.url_length);
-    std::strncpy(req.stem, s.stem.c_str(), sizeof req.stem - 1);
-    if (s.done_before) {
-      set_fixed_text(req.if_none_match, s.done_before->validator.etag);
-      set_fixed_text(req.if_modified_since, s.done_before->validator.last_modified);
+    std::strncpy(req.stem, s.book.stem.c_str(), sizeof req.stem - 1);
+    if (s.book.verdict == ResumeBook::Verdict::kAskServer) {
+      set_fixed_text(req.if_none_match, s.book.record->validator.etag);
+      set_fixed_text(req.if_modified_since, s.book.record->validator.last_modified);
     }
     const std::size_t size = offsetof(FetchRequest, url) + req.url_length + 1;
     const TryWrite w = try_write_frame(request_fd_, MessageType::kFetchRequest, &req, size);
@@ -439,9 +379,9 @@ void Coordinator::OnFetchOutcome(const FetchOutcome& o) {
     s.fetch.fetch_ms = o.fetch_ms;
   }
   if (static_cast<Code>(o.code) == Code::kOk && o.not_modified) {
-    if (!s.done_before) return FinishFailed(o.source_id, Code::kInternal, "304 to a request that was not conditional");
-    const ManifestRecord record = *s.done_before;
-    return FinishSkipped(std::move(s), record, o.source_id);
+    if (s.book.verdict != ResumeBook::Verdict::kAskServer)
+      return FinishFailed(o.source_id, Code::kInternal, "304 to a request that was not conditional");
+    return FinishSkipped(s, o.source_id);
   }
   if (static_cast<Code>(o.code) == Code::kOk) {
     s.queued = true;
@@ -462,15 +402,16 @@ void Coordinator::OnResizeOutcome(const ResizeOutcome& o) {
   r.code = static_cast<Code>(o.code);
   r.ok = r.code == Code::kOk;
   if (!r.ok) r.error = fixed_text(o.error);
-  const std::size_t count = std::min<std::size_t>({o.output_count, kMaxOutputs, plan_.count()});
-  if (r.ok && count != plan_.count()) {
+  const OutputPlan& plan = book_.plan();
+  const std::size_t count = std::min<std::size_t>({o.output_count, kMaxOutputs, plan.count()});
+  if (r.ok && count != plan.count()) {
     r.ok = false;
     r.code = Code::kInternal;
     r.error = "worker reported " + std::to_string(o.output_count) + " outputs for " +
-              std::to_string(plan_.count()) + " sizes";
+              std::to_string(plan.count()) + " sizes";
   }
   for (std::size_t i = 0; r.ok && i < count; ++i)
-    r.outputs.push_back({plan_.final_path(s.stem, i).string(), o.outputs[i].width, o.outputs[i].height,
+    r.outputs.push_back({plan.final_path(s.book.stem, i).string(), o.outputs[i].width, o.outputs[i].height,
                          o.outputs[i].bytes});
   RecordOutcome(s, r);
   Finish(o.source_id, std::move(r));
@@ -587,7 +528,7 @@ void Coordinator::OnWorkerExit(const ChildExit& e, double lived_s, std::uint64_t
 /// workers forever), or just freed if its outcome had already arrived.
 void Coordinator::SettleCrashedJob(const SlotView& job, const std::string& reason) {
   // A worker killed mid-write leaves a hidden temp file; its name is known.
-  plan_.RemoveTemps(job.stem, job.owner);
+  book_.plan().RemoveTemps(job.stem, job.owner);
   auto it = inflight_.find(job.source_id);
   const bool pending = it != inflight_.end();
   if (pending && job.attempt < kMaxAttempts && !draining_) {
@@ -598,7 +539,7 @@ void Coordinator::SettleCrashedJob(const SlotView& job, const std::string& reaso
   queue_.Free(job.slot);
   if (!pending) return;
   it->second.fetch = job.fetch;
-  (void)manifest_.Remove(it->second.line.location);  // its outputs may be half replaced
+  (void)book_.Forget(it->second.line.location);  // its outputs may be half replaced
   if (draining_ && job.attempt < kMaxAttempts)
     return FinishFailed(job.source_id, Code::kInterrupted, "interrupted before it finished", job.attempt);
   FinishFailed(job.source_id, Code::kWorkerCrashed, reason + " on " + std::to_string(job.attempt) + " attempts",
