@@ -18,8 +18,10 @@
 #include "coordinator/child_deadlines.h"
 #include "coordinator/process_crew.h"
 #include "coordinator/report.h"
+#include "coordinator/resume_book.h"
 #include "coordinator/source_feed.h"
 #include "shared/fd_io.h"
+#include "shared/manifest.h"
 #include "shared/memory_bound.h"
 #include "shared/output_files.h"
 #include "shared/output_names.h"
@@ -85,12 +87,13 @@ double seconds_since(Clock::time_point t) {
 /// A source handed out and not yet finished.
 struct InFlight {
   SourceLine line;
-  std::string stem;
+  // Its stem, and for kAskServer the record that says it is done: the
+  // request is conditional, and a 304 means skipped.
+  ResumeBook::Entry book;
   bool queued = false;  // false: with the downloader (sent, or waiting to be)
   std::int64_t started_ms = 0;
-  std::uint64_t bytes = 0;
-  std::uint32_t fetch_tries = 0;
-  int http_status = 0;
+  FetchFacts fetch;     // the job's own (from its ResizeOutcome), else its FetchOutcome's
+  std::uint32_t resize_ms = 0;
 };
 
 /// Restarts of one role of child, throttled: a child that ends young without
@@ -147,7 +150,8 @@ class Coordinator {
   // Sources.
   void ReadSources();
   void Admit(SourceLine line);
-  bool AlreadyDone(const std::string& stem, std::vector<OutputFile>* outputs) const;
+  void FinishSkipped(const InFlight& s, std::optional<std::uint64_t> id = std::nullopt);
+  void RecordOutcome(const InFlight& s, const SourceResult& r);
   void SendRequests();
   void Finish(std::uint64_t id, SourceResult result);
   void FinishFailed(std::uint64_t id, Code code, std::string error, std::uint32_t attempts = 0);
@@ -194,7 +198,7 @@ class Coordinator {
   std::unordered_map<std::uint64_t, InFlight> inflight_;
   std::deque<std::uint64_t> to_send_;  // ids for the downloader, oldest first
   std::unordered_set<std::uint64_t> seen_;  // stable_hash of each source location
-  StemAllocator stems_;
+  ResumeBook book_{options_};  // names, manifest records, what is done
   std::uint64_t next_id_ = 1;
   bool list_done_ = false;
   std::size_t window_ = 0;
@@ -260,32 +264,41 @@ void Coordinator::Admit(SourceLine line) {
   }
   ++totals_.sources_read;
   const std::uint64_t id = next_id_++;
-  std::string stem = stems_.Allocate(line.location);
-  InFlight s{std::move(line), std::move(stem), false, monotonic_ms()};
-  std::vector<OutputFile> existing;
-  if (!options_.force && AlreadyDone(s.stem, &existing)) {
+  InFlight s;
+  s.line = std::move(line);
+  s.started_ms = monotonic_ms();
+  auto entry = book_.Admit(s.line);
+  if (!entry.ok()) {
+    ++totals_.failed;
     SourceResult r = ResultFor(s);
-    r.ok = r.skipped = true;
-    r.outputs = std::move(existing);
-    ++totals_.skipped;
+    r.code = Code::kIoError;
+    r.error = "cannot name its outputs: " + entry.status().message();
     report_.Write(r);
     return;
   }
+  s.book = std::move(*entry);
+  if (s.book.verdict == ResumeBook::Verdict::kSkip) return FinishSkipped(s);
   inflight_.emplace(id, std::move(s));
   to_send_.push_back(id);
 }
 
-/// Whether every thumbnail of `stem` exists already (outputs appear only by
-/// rename, so an existing one is complete).
-bool Coordinator::AlreadyDone(const std::string& stem, std::vector<OutputFile>* outputs) const {
-  for (const SizeSpec& size : options_.sizes) {
-    const auto path = options_.out_dir / thumbnail_file_name(stem, size, options_.format);
-    std::error_code ec;
-    const auto bytes = std::filesystem::file_size(path, ec);
-    if (ec) return false;
-    outputs->push_back({path.string(), 0, 0, bytes});
-  }
-  return true;
+/// Reports `s` as done before, with the outputs its record names; `id` when
+/// it was in flight (a 304).
+void Coordinator::FinishSkipped(const InFlight& s, std::optional<std::uint64_t> id) {
+  SourceResult r = ResultFor(s);
+  r.ok = r.skipped = true;
+  r.outputs = book_.Outputs(*s.book.record);
+  ++totals_.skipped;
+  report_.Write(r);
+  if (id) inflight_.erase(*id);
+}
+
+/// Keeps the manifest true to what is on disk: a source made whole gets its
+/// record; one that failed loses any record, since its earlier outputs may
+/// be gone or half replaced. A manifest that cannot be kept ends the run.
+void Coordinator::RecordOutcome(const InFlight& s, const SourceResult& r) {
+  const Status st = r.ok ? book_.RecordMade(s.line, s.book, s.fetch, r.outputs) : book_.Forget(s.line.location);
+  if (!st.ok()) Fatal("cannot keep the manifest in " + options_.out_dir.string() + ": " + st.message());
 }
 
 void Coordinator::SendRequests() {
@@ -302,7 +315,11 @@ void Coordinator::SendRequests() {
     req.kind = static_cast<std::uint32_t>(s.line.kind);
     req.url_length = static_cast<std::uint32_t>(std::min(s.line.location.size(), sizeof req.url - 1));
     std::memcpy(req.url, s.line.location.data(), req.url_length);
-    std::strncpy(req.stem, s.stem.c_str(), sizeof req.stem - 1);
+    std::strncpy(req.stem, s.book.stem.c_str(), sizeof req.stem - 1);
+    if (s.book.verdict == ResumeBook::Verdict::kAskServer) {
+      set_fixed_text(req.if_none_match, s.book.record->validator.etag);
+      set_fixed_text(req.if_modified_since, s.book.record->validator.last_modified);
+    }
     const std::size_t size = offsetof(FetchRequest, url) + req.url_length + 1;
     const TryWrite w = try_write_frame(request_fd_, MessageType::kFetchRequest, &req, size);
     if (w == TryWrite::kFull) return;       // poll tells us when there is room
@@ -315,9 +332,11 @@ SourceResult Coordinator::ResultFor(const InFlight& s) const {
   SourceResult r;
   r.url = s.line.display;
   r.line = s.line.line_number;
-  r.fetch_attempts = s.fetch_tries;
-  r.http_status = s.http_status;
-  r.bytes_downloaded = s.bytes;
+  r.fetch_attempts = s.fetch.tries;
+  r.http_status = s.fetch.http_status;
+  r.bytes_downloaded = s.fetch.bytes;
+  r.fetch_ms = s.fetch.fetch_ms;
+  r.resize_ms = s.resize_ms;
   r.ms = static_cast<std::uint64_t>(std::max<std::int64_t>(0, monotonic_ms() - s.started_ms));
   return r;
 }
@@ -371,9 +390,19 @@ void Coordinator::OnFetchOutcome(const FetchOutcome& o) {
   auto it = inflight_.find(o.source_id);
   if (it == inflight_.end()) return;  // already finished by a fast worker
   InFlight& s = it->second;
-  s.bytes = o.bytes;
-  s.fetch_tries = o.tries;
-  s.http_status = o.http_status;
+  // What a failed fetch did; a published job brings its own facts to its
+  // ResizeOutcome, which may arrive before or after this.
+  if (!s.queued) {
+    s.fetch.bytes = o.bytes;
+    s.fetch.tries = o.tries;
+    s.fetch.http_status = o.http_status;
+    s.fetch.fetch_ms = o.fetch_ms;
+  }
+  if (static_cast<Code>(o.code) == Code::kOk && o.not_modified) {
+    if (s.book.verdict != ResumeBook::Verdict::kAskServer)
+      return FinishFailed(o.source_id, Code::kInternal, "304 to a request that was not conditional");
+    return FinishSkipped(s, o.source_id);
+  }
   if (static_cast<Code>(o.code) == Code::kOk) {
     s.queued = true;
     return;
@@ -386,16 +415,25 @@ void Coordinator::OnResizeOutcome(const ResizeOutcome& o) {
   if (it == inflight_.end()) return;
   InFlight& s = it->second;
   s.queued = true;
-  if (s.bytes == 0 && s.line.kind == SourceKind::kHttp) s.bytes = o.body_bytes;
+  s.fetch = o.fetch;  // the job's own facts: one path for what the source did
+  s.resize_ms = o.resize_ms;
   SourceResult r = ResultFor(s);
   r.attempts = o.attempt;
   r.code = static_cast<Code>(o.code);
   r.ok = r.code == Code::kOk;
-  if (!r.ok) r.error = o.error;
-  for (std::uint32_t i = 0; i < std::min<std::uint32_t>(o.output_count, kMaxOutputs); ++i) {
-    const auto path = options_.out_dir / thumbnail_file_name(s.stem, options_.sizes[i], options_.format);
-    r.outputs.push_back({path.string(), o.outputs[i].width, o.outputs[i].height, o.outputs[i].bytes});
+  if (!r.ok) r.error = fixed_text(o.error);
+  const OutputPlan& plan = book_.plan();
+  const std::size_t count = std::min<std::size_t>({o.output_count, kMaxOutputs, plan.count()});
+  if (r.ok && count != plan.count()) {
+    r.ok = false;
+    r.code = Code::kInternal;
+    r.error = "worker reported " + std::to_string(o.output_count) + " outputs for " +
+              std::to_string(plan.count()) + " sizes";
   }
+  for (std::size_t i = 0; r.ok && i < count; ++i)
+    r.outputs.push_back({plan.final_path(s.book.stem, i).string(), o.outputs[i].width, o.outputs[i].height,
+                         o.outputs[i].bytes});
+  RecordOutcome(s, r);
   Finish(o.source_id, std::move(r));
 }
 
@@ -518,21 +556,19 @@ void Coordinator::OnWorkerExit(const ChildExit& e, double lived_s, std::uint64_t
 /// arena), failed on the second death (a poison pill must not take down
 /// workers forever), or just freed if its outcome had already arrived.
 void Coordinator::SettleCrashedJob(const SlotView& job, Code code, const std::string& reason) {
-  // A worker killed mid-write leaves a hidden temp file named after its
-  // final name and the worker (output_files.h).
-  std::vector<std::string> names;
-  for (const SizeSpec& size : options_.sizes)
-    names.push_back(thumbnail_file_name(queue_.slot(job.slot).stem, size, options_.format));
-  remove_writer_temp_files(options_.out_dir, names, job.owner);
-  const bool pending = inflight_.count(job.source_id) > 0;
+  // A worker killed mid-write leaves a hidden temp file; its name is known.
+  book_.plan().RemoveTemps(job.stem, job.owner);
+  auto it = inflight_.find(job.source_id);
+  const bool pending = it != inflight_.end();
   if (pending && job.attempt < kMaxAttempts && !draining_) {
     queue_.Requeue(job.slot);
     return;
   }
-  const JobSlot& slot = queue_.slot(job.slot);
-  if (slot.path_is_temp) ::unlink(slot.path);
+  if (job.path_is_temp) ::unlink(job.path.c_str());
   queue_.Free(job.slot);
   if (!pending) return;
+  it->second.fetch = job.fetch;
+  (void)book_.Forget(it->second.line.location);  // its outputs may be half replaced
   if (draining_ && job.attempt < kMaxAttempts)
     return FinishFailed(job.source_id, Code::kInterrupted, "interrupted before it finished", job.attempt);
   FinishFailed(job.source_id, code, reason + " on " + std::to_string(job.attempt) + " attempts",
@@ -648,8 +684,9 @@ void Coordinator::BeginDrain() {
 /// interrupted.
 void Coordinator::DropUnstarted() {
   for (const SlotView& v : queue_.Snapshot()) {
-    if (v.state != SlotState::kReady || !queue_.FreeIfReady(v.slot)) continue;
-    if (queue_.slot(v.slot).path_is_temp) ::unlink(queue_.slot(v.slot).path);
+    if (v.state != SlotState::kReady) continue;
+    const std::optional<SlotView> freed = queue_.FreeIfReady(v.slot, v.source_id);
+    if (freed && freed->path_is_temp) ::unlink(freed->path.c_str());
   }
 }
 
@@ -788,6 +825,7 @@ int coordinator_main(int argc, char** argv, const PipelineMaker& make_pipeline) 
   }
   remove_stale_run_files(default_temp_root());
   remove_orphan_temp_files(options.out_dir);
+  remove_orphan_manifest_temps(options.out_dir);
 
   auto pipeline = make_pipeline(options);
   if (!pipeline.ok()) {

@@ -51,6 +51,8 @@ std::string ReportWriter::ToJson(const SourceResult& r) {
       {"attempts", r.attempts},
       {"fetch_attempts", r.fetch_attempts},
       {"ms", r.ms},
+      {"fetch_ms", r.fetch_ms},
+      {"resize_ms", r.resize_ms},
   };
   if (r.skipped) j["skipped"] = true;
   if (r.http_status) j["http_status"] = r.http_status;

@@ -35,6 +35,8 @@ struct SourceResult {
   std::uint32_t fetch_attempts = 0;  // transfers, retries included
   int http_status = 0;
   std::uint64_t ms = 0;              // from first handed out to done
+  std::uint32_t fetch_ms = 0;        // download (from its first try to the body in the queue)
+  std::uint32_t resize_ms = 0;       // decode, resize, encode and write
 };
 
 /// One JSON object per line, each written to the file as its source ends,

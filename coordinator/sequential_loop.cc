@@ -42,7 +42,7 @@ int run_sequential(JobQueue& queue, const Options& options, const std::string& t
     while (fetcher.active() > 0) fetcher.Wait(-1, std::chrono::milliseconds(1000));
     for (const FetchOutcome& outcome : fetcher.TakeOutcomes()) {
       if (!write_record(result_fd, MessageType::kFetchOutcome, outcome).ok()) return 1;
-      if (static_cast<Code>(outcome.code) != Code::kOk) continue;
+      if (static_cast<Code>(outcome.code) != Code::kOk || outcome.not_modified) continue;
       JobQueue::SlotId slot;
       // The job just published is the only one in the queue.
       if (queue.Take(owner, std::chrono::milliseconds(0), &slot) != TakeResult::kJob) continue;

@@ -114,7 +114,7 @@ class Body {
 
   /// Hands the finished body to the workers. False: no free slot now; call
   /// again later. After true the job owns the slot and any spill file.
-  bool Publish(std::uint32_t fetch_ms);
+  bool Publish(const FetchFacts& facts);
 
   /// Gives the slot back and removes the spill file.
   void Discard();
@@ -232,7 +232,7 @@ bool Body::WriteAll(const void* data, std::size_t size) {
   return true;
 }
 
-bool Body::Publish(std::uint32_t fetch_ms) {
+bool Body::Publish(const FetchFacts& facts) {
   if (fd_ >= 0) close_fd(fd_);
   if (!slot_) {
     // A path job (local source, or spilled before any slot was free) or an
@@ -244,7 +244,7 @@ bool Body::Publish(std::uint32_t fetch_ms) {
     if (!slot_) return false;
   }
   // For a path job `length` is the file's size although its extent is 0.
-  ctx_.queue.Publish(*slot_, length_, fetch_ms);
+  ctx_.queue.Publish(*slot_, length_, facts);
   slot_.reset();
   spilled_ = false;  // the job owns the file now
   return true;
@@ -269,12 +269,16 @@ struct Response {
   bool has_location = false;
   bool keep_body = false;     // the final 2xx: its body is the source
   std::int64_t expected = -1;  // Content-Length; -1 when not sent
+  std::string etag;            // validators, recorded for the next run
+  std::string last_modified;
+  bool not_modified = false;   // a 304 to our conditional request
 };
 
 /// How one try ended.
 struct TryEnd {
   Status status;
   bool retryable = false;
+  bool not_modified = false;  // with an ok status: 304, nothing to publish
 };
 
 enum class Phase { kRunning, kRetryWait, kPublishWait, kDone };
@@ -288,14 +292,25 @@ struct Transfer {
         stem(request.stem, ::strnlen(request.stem, sizeof request.stem)),
         url(request.url, ::strnlen(request.url, std::min<std::size_t>(request.url_length,
                                                                      sizeof request.url))),
+        if_none_match(fixed_text(request.if_none_match)),
+        if_modified_since(fixed_text(request.if_modified_since)),
         body(ctx, source_id, stem) {}
+  ~Transfer() { curl_slist_free_all(headers); }
+  Transfer(const Transfer&) = delete;
+  Transfer& operator=(const Transfer&) = delete;
 
   const Context& ctx;
   const std::uint64_t source_id;
   const SourceKind kind;
   const std::string stem;
   const std::string url;  // or the local path
+  // A conditional request (validators from an earlier run), sent on every try.
+  const std::string if_none_match;
+  const std::string if_modified_since;
+  curl_slist* headers = nullptr;  // the conditional headers, built once
   Body body;
+
+  bool conditional() const { return !if_none_match.empty() || !if_modified_since.empty(); }
 
   Phase phase = Phase::kRunning;
   int tries = 0;
@@ -395,6 +410,17 @@ bool Transfer::OnProgress(curl_off_t body_bytes_now) {
   return WithinWireBound();
 }
 
+/// A validator header's value as we keep it: printable ASCII that fits its
+/// field whole, else "" (not kept: a cut or odd validator would only cost a
+/// useless conditional request).
+std::string validator_value(std::string_view value, std::size_t field_size) {
+  value = trim(value);
+  if (value.size() >= field_size) return {};
+  for (char c : value)
+    if (c < 0x20 || c > 0x7e) return {};
+  return std::string(value);
+}
+
 bool Transfer::OnHeaderLine(std::string_view line) {
   header_bytes += line.size();
   if (!WithinWireBound()) return false;
@@ -406,6 +432,10 @@ bool Transfer::OnHeaderLine(std::string_view line) {
     response.has_location = true;
   } else if (starts_with_nocase(line, "content-length:")) {
     response.expected = parse_content_length(line.substr(15));
+  } else if (starts_with_nocase(line, "etag:")) {
+    response.etag = validator_value(line.substr(5), kMaxEtag);
+  } else if (starts_with_nocase(line, "last-modified:")) {
+    response.last_modified = validator_value(line.substr(14), kMaxHttpDate);
   } else if (line == "\r\n" || line == "\n") {
     return OnHeadersDone();
   }
@@ -422,6 +452,10 @@ bool Transfer::OnHeadersDone() {
       return false;
     }
     response.keep_body = true;
+    return true;
+  }
+  if (status == 304 && conditional()) {                       // unchanged since the last run
+    response.not_modified = true;
     return true;
   }
   if (status < 400 && response.has_location) return true;     // libcurl follows it
@@ -583,6 +617,7 @@ TryEnd end_of_try(const Transfer& t, CURLcode result) {
   if (t.blocked && result == CURLE_COULDNT_CONNECT) return {*t.blocked};
   if (result == CURLE_OK) {
     if (t.response.keep_body) return {};
+    if (t.response.not_modified) return {Status::Ok(), false, true};
     return {http_error(t.response.status, t.response.reason)};  // e.g. a 3xx without Location
   }
   return describe_curl_error(t, try_info(t.easy, result, t.errbuf));
@@ -641,7 +676,7 @@ struct Fetcher::Impl {
   void StartTry(Transfer& t);
   void OnTryDone(Transfer& t, CURLcode result);
   void TryPublish(Transfer& t);
-  void Finish(Transfer& t, const Status& status);
+  void Finish(Transfer& t, const Status& status, bool not_modified = false);
   void ServiceWaiting();
   void Unpause(Transfer& t);
   void Poll(int extra_fd, int timeout_ms);
@@ -684,6 +719,7 @@ void Fetcher::Impl::ReturnHandle(Transfer& t) {
   curl_easy_setopt(t.easy, CURLOPT_PRIVATE, nullptr);
   curl_easy_setopt(t.easy, CURLOPT_XFERINFODATA, nullptr);
   curl_easy_setopt(t.easy, CURLOPT_OPENSOCKETDATA, nullptr);
+  curl_easy_setopt(t.easy, CURLOPT_HTTPHEADER, nullptr);
   idle_handles.push_back(t.easy);
   t.easy = nullptr;
 }
@@ -742,6 +778,15 @@ void Fetcher::Impl::StartTry(Transfer& t) {
   curl_easy_setopt(t.easy, CURLOPT_XFERINFODATA, &t);
   curl_easy_setopt(t.easy, CURLOPT_OPENSOCKETDATA, &t);
   curl_easy_setopt(t.easy, CURLOPT_ERRORBUFFER, t.errbuf);
+  if (t.conditional()) {
+    if (!t.headers) {
+      if (!t.if_none_match.empty())
+        t.headers = curl_slist_append(t.headers, ("If-None-Match: " + t.if_none_match).c_str());
+      if (!t.if_modified_since.empty())
+        t.headers = curl_slist_append(t.headers, ("If-Modified-Since: " + t.if_modified_since).c_str());
+    }
+    curl_easy_setopt(t.easy, CURLOPT_HTTPHEADER, t.headers);
+  }
   if (curl_multi_add_handle(multi, t.easy) != CURLM_OK) {
     ReturnHandle(t);
     Finish(t, Status(Code::kInternal, "curl_multi_add_handle failed"));
@@ -754,6 +799,7 @@ void Fetcher::Impl::OnTryDone(Transfer& t, CURLcode result) {
   curl_easy_getinfo(t.easy, CURLINFO_RETRY_AFTER, &retry_after_s);
   ReturnHandle(t);
   t.paused = false;
+  if (end.status.ok() && end.not_modified) return Finish(t, end.status, true);
   if (end.status.ok()) {
     t.phase = Phase::kPublishWait;
     return TryPublish(t);
@@ -770,13 +816,20 @@ void Fetcher::Impl::OnTryDone(Transfer& t, CURLcode result) {
 
 void Fetcher::Impl::TryPublish(Transfer& t) {
   const std::uint64_t bytes = t.body.length();
-  const auto fetch_ms = static_cast<std::uint32_t>(now_ms() - t.first_start_ms);
-  if (!t.body.Publish(fetch_ms)) return;  // no free slot: ServiceWaiting tries again
+  // The job carries what its fetch did to the worker's outcome.
+  FetchFacts facts;
+  facts.bytes = bytes;
+  facts.tries = static_cast<std::uint32_t>(t.tries);
+  facts.http_status = static_cast<std::int32_t>(t.response.status);
+  facts.fetch_ms = static_cast<std::uint32_t>(now_ms() - t.first_start_ms);
+  set_fixed_text(facts.etag, t.response.etag);
+  set_fixed_text(facts.last_modified, t.response.last_modified);
+  if (!t.body.Publish(facts)) return;  // no free slot: ServiceWaiting tries again
   t.received = bytes;
   Finish(t, Status::Ok());
 }
 
-void Fetcher::Impl::Finish(Transfer& t, const Status& status) {
+void Fetcher::Impl::Finish(Transfer& t, const Status& status, bool not_modified) {
   FetchOutcome& out = outcomes.emplace_back();
   out.source_id = t.source_id;
   out.bytes = t.received;
@@ -784,6 +837,7 @@ void Fetcher::Impl::Finish(Transfer& t, const Status& status) {
   out.tries = static_cast<std::uint32_t>(t.tries);
   out.http_status = static_cast<std::int32_t>(t.response.status);
   out.code = static_cast<std::uint32_t>(status.code());
+  out.not_modified = not_modified ? 1 : 0;
   copy_error(out.error, status.message());
   t.phase = Phase::kDone;
   t.body.Discard();  // nothing left to give back after a publish

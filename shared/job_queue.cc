@@ -216,7 +216,7 @@ std::optional<JobQueue::SlotId> JobQueue::Claim(const JobInfo& info, std::uint64
   JobSlot& s = slots_[*found];
   s.source_id = info.source_id;
   s.attempt = 0;
-  s.fetch_ms = 0;
+  s.fetch = FetchFacts{};
   s.offset = offset;
   s.capacity = capacity;
   s.length = 0;
@@ -302,13 +302,13 @@ void JobQueue::DropPages(SlotId id) {
   ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
 }
 
-void JobQueue::Publish(SlotId id, std::uint64_t length, std::uint32_t fetch_ms) {
+void JobQueue::Publish(SlotId id, std::uint64_t length, const FetchFacts& fetch) {
   JobSlot& s = slots_[id];
   DropPages(id);  // the producer is done writing; consumers map it afresh
   {
     std::lock_guard guard(header_->lock);
     s.length = length;
-    s.fetch_ms = fetch_ms;
+    s.fetch = fetch;
     MakeReadyLocked(id, header_->next_seq++);
   }
   header_->items.post();
@@ -372,15 +372,30 @@ void JobQueue::FreeLocked(SlotId id) {
   s.state.store(static_cast<std::uint32_t>(SlotState::kFree), std::memory_order_release);
 }
 
+SlotView JobQueue::ViewLocked(SlotId id, bool full) const {
+  const JobSlot& s = slots_[id];
+  SlotView v;
+  v.slot = id;
+  v.state = s.current();
+  v.owner = s.owner.load(std::memory_order_relaxed);
+  v.source_id = s.source_id;
+  v.attempt = s.attempt;
+  v.taken_at_ms = s.taken_at_ms;
+  if (!full) return v;
+  v.stem = fixed_text(s.stem);
+  v.path = fixed_text(s.path);
+  v.path_is_temp = s.path_is_temp != 0;
+  v.fetch = s.fetch;
+  return v;
+}
+
 std::vector<SlotView> JobQueue::Snapshot() {
   std::vector<SlotView> views;
+  views.reserve(header_->slot_count);  // no allocation under the lock
   std::lock_guard guard(header_->lock);
   for (std::uint32_t i = 0; i < header_->slot_count; ++i) {
-    const JobSlot& s = slots_[i];
-    const SlotState st = s.current();
-    if (st == SlotState::kFree) continue;
-    views.push_back({i, st, s.owner.load(std::memory_order_relaxed), s.source_id, s.attempt,
-                     s.taken_at_ms});
+    if (slots_[i].current() == SlotState::kFree) continue;
+    views.push_back(ViewLocked(i, /*full=*/false));
   }
   return views;
 }
@@ -416,7 +431,7 @@ std::vector<SlotView> JobQueue::ReclaimDead(std::int32_t dead) {
         FreeLocked(i);  // a half-written body: no consumer has seen it
         freed = true;
       } else if (st == SlotState::kTaken) {
-        taken.push_back({i, st, dead, s.source_id, s.attempt, s.taken_at_ms});
+        taken.push_back(ViewLocked(i, /*full=*/true));
       }
     }
   }
@@ -442,14 +457,16 @@ void JobQueue::Free(SlotId id) {
   SpaceFreed();
 }
 
-bool JobQueue::FreeIfReady(SlotId id) {
+std::optional<SlotView> JobQueue::FreeIfReady(SlotId id, std::uint64_t source_id) {
+  std::optional<SlotView> freed;
   {
     std::lock_guard guard(header_->lock);
-    if (slots_[id].current() != SlotState::kReady) return false;
+    if (slots_[id].current() != SlotState::kReady || slots_[id].source_id != source_id) return std::nullopt;
+    freed = ViewLocked(id, /*full=*/true);
     FreeLocked(id);
   }
   SpaceFreed();
-  return true;
+  return freed;
 }
 
 void JobQueue::Close(int waiters) {

@@ -31,11 +31,13 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
 #include <boost/interprocess/sync/interprocess_semaphore.hpp>
 
+#include "shared/fetch_facts.h"
 #include "shared/pid_lock.h"
 #include "shared/status.h"
 
@@ -65,7 +67,7 @@ struct JobSlot {
   std::uint64_t seq = 0;                // publish order: Take is FIFO
   std::uint64_t source_id = 0;
   std::uint32_t attempt = 0;            // times taken so far
-  std::uint32_t fetch_ms = 0;           // set by the producer before Publish
+  FetchFacts fetch;                     // set by Publish: what the producer's fetch did
   std::uint64_t offset = 0;             // body extent in the arena
   std::uint64_t capacity = 0;
   std::uint64_t length = 0;             // bytes of body, set by Publish
@@ -79,7 +81,11 @@ struct JobSlot {
   SlotState current() const { return static_cast<SlotState>(state.load(std::memory_order_acquire)); }
 };
 
-/// A snapshot of one slot, for the supervisor.
+/// A copy of one slot taken under the queue lock, for the supervisor: its
+/// policy code reads these, never the shared slot (which another process
+/// may reuse as soon as it is free). Snapshot fills the fields up to
+/// `taken_at_ms` only (it runs often, under the lock); ReclaimDead and
+/// FreeIfReady, which hand over a job to settle, fill all of them.
 struct SlotView {
   std::uint32_t slot = 0;
   SlotState state = SlotState::kFree;
@@ -87,6 +93,10 @@ struct SlotView {
   std::uint64_t source_id = 0;
   std::uint32_t attempt = 0;
   std::int64_t taken_at_ms = 0;
+  std::string stem;
+  std::string path;           // the job's body file, "" when in the arena
+  bool path_is_temp = false;  // `path` is a spill file, to remove with the job
+  FetchFacts fetch;
 };
 
 struct QueueStats {
@@ -147,9 +157,15 @@ class JobQueue {
   /// gives its arena extent back. REQUIRES: caller owns the kFilling slot.
   void SpillToPath(SlotId slot, std::string_view path);
 
-  /// Makes the job available to consumers. REQUIRES: length <= capacity, or
-  /// any length for a path job (capacity 0: it is the file's size).
-  void Publish(SlotId slot, std::uint64_t length, std::uint32_t fetch_ms);
+  /// Makes the job available to consumers, with what its fetch did (the
+  /// consumer reports it). REQUIRES: length <= capacity, or any length for a
+  /// path job (capacity 0: it is the file's size).
+  void Publish(SlotId slot, std::uint64_t length, const FetchFacts& fetch);
+  void Publish(SlotId slot, std::uint64_t length, std::uint32_t fetch_ms) {
+    FetchFacts facts;
+    facts.fetch_ms = fetch_ms;
+    Publish(slot, length, facts);
+  }
 
   /// Gives back a kFilling slot whose download failed.
   void Abandon(SlotId slot);
@@ -196,9 +212,10 @@ class JobQueue {
   void Requeue(SlotId slot);
   /// Frees a slot whatever its state (for jobs the supervisor gave up on).
   void Free(SlotId slot);
-  /// Frees the slot only if it is still kReady (not yet taken). For a run
-  /// that is stopping: jobs no worker has started are dropped.
-  bool FreeIfReady(SlotId slot);
+  /// Frees the slot only if it is still kReady (not yet taken) and still
+  /// holds `source_id`. For a run that is stopping: jobs no worker has
+  /// started are dropped. Returns the job freed, copied under the lock.
+  std::optional<SlotView> FreeIfReady(SlotId slot, std::uint64_t source_id);
 
   /// No more jobs will be published: wakes `waiters` consumers, and every
   /// Take returns kClosed once the ready jobs are gone.
@@ -218,6 +235,7 @@ class JobQueue {
   /// Drops this process's mapping of the slot's body pages (kShared only).
   void DropPages(SlotId slot);
   void FreeLocked(SlotId slot);
+  SlotView ViewLocked(SlotId slot, bool full) const;
   void MakeReadyLocked(SlotId slot, std::uint64_t seq);
 
   /// Asks the reserver for the arena bytes [offset, offset + length).

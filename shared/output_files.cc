@@ -63,7 +63,9 @@ Status fsync_directory(const std::filesystem::path& dir) {
   return rc == 0 ? Status::Ok() : Status::FromErrno("fsync " + dir.string(), err);
 }
 
-/// Creates a new temp file for `path`, never opening one that exists.
+
+}  // namespace
+
 Result<CheckedFile> create_temp_for(const std::filesystem::path& path) {
   const long writer = static_cast<long>(::gettid());
   for (int i = 0; i < kCreateTries; ++i) {
@@ -75,8 +77,6 @@ Result<CheckedFile> create_temp_for(const std::filesystem::path& path) {
   return Status(Code::kIoError, "cannot create a temp file beside " + path.string() + ": " +
                                     std::to_string(kCreateTries) + " random names were all taken");
 }
-
-}  // namespace
 
 std::optional<OutputTempName> parse_output_temp_name(std::string_view name) {
   // ".<final>.tmp.<writer>.<random>", read from the end: <final> may itself

@@ -28,6 +28,7 @@
 #include <string_view>
 #include <vector>
 
+#include "shared/checked_file.h"
 #include "shared/status.h"
 
 namespace thumbmill {
@@ -37,6 +38,12 @@ namespace thumbmill {
 /// behind and the Status names the path and the errno.
 Status write_file_atomically(const std::filesystem::path& path, std::span<const std::byte> bytes,
                              bool durable);
+
+/// Creates a temp file for `path` under a fresh temp name of this thread
+/// (O_CREAT | O_EXCL | O_NOFOLLOW, mode 0644 less the umask), never opening a
+/// name that exists. The caller writes it, closes it, and renames or links
+/// it into place, or unlinks it.
+Result<CheckedFile> create_temp_for(const std::filesystem::path& path);
 
 /// A fresh temp name for writer `writer` (> 0) writing `path`: a new random
 /// part on every call.

@@ -120,6 +120,37 @@ std::string StemAllocator::Allocate(std::string_view source) {
   }
 }
 
+Result<std::string> StemAllocator::Allocate(std::string_view source, const StemClaimFn& claim,
+                                            const std::string& preferred) {
+  // A candidate is ours when no earlier source of this run has it and the
+  // claim says it is this source's. Only stems handed out enter `taken_`:
+  // one owned on disk by a source not in this run may still be the stem of
+  // a later source of this run that owns it.
+  const auto try_stem = [&](const std::string& stem) -> Result<bool> {
+    const std::uint64_t key = stable_hash(lowercase(stem));
+    if (taken_.count(key)) return false;
+    auto ours = claim(stem);
+    if (!ours.ok() || !*ours) return ours;
+    taken_.insert(key);
+    return true;
+  };
+  if (!preferred.empty()) {
+    auto ours = try_stem(preferred);
+    if (!ours.ok()) return ours.status();
+    if (*ours) return preferred;
+  }
+  const std::string stem = sanitize_stem(source);
+  std::string candidate = stem;
+  std::string input(source);
+  for (std::uint64_t attempt = 1;; ++attempt) {
+    auto ours = try_stem(candidate);
+    if (!ours.ok()) return ours.status();
+    if (*ours) return candidate;
+    candidate = stem + "-" + hex8(static_cast<std::uint32_t>(stable_hash(input)));
+    input = std::string(source) + "#" + std::to_string(attempt);
+  }
+}
+
 std::string thumbnail_file_name(std::string_view stem, const SizeSpec& size, Format format) {
   std::string name(stem);
   name += '_';

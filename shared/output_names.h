@@ -17,11 +17,13 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <unordered_set>
 
 #include "shared/options.h"
+#include "shared/status.h"
 
 namespace thumbmill {
 
@@ -31,10 +33,24 @@ std::string sanitize_stem(std::string_view source);
 /// 64-bit FNV-1a: stable across runs, machines and builds (unlike std::hash).
 std::uint64_t stable_hash(std::string_view bytes);
 
+/// Asks whether `stem` may go to the source being named (and takes it for
+/// that source if so): true: it is that source's; false: another source
+/// owns it. An error ends the naming of that source. (The coordinator asks
+/// the output directory's StemClaims, so names hold across runs.)
+using StemClaimFn = std::function<Result<bool>(const std::string& stem)>;
+
 /// Hands out unique stems over a whole run. Memory: one 64-bit hash per
 /// stem handed out.
 class StemAllocator {
  public:
+  /// As Allocate(source), but a candidate stem is also offered to `claim`
+  /// and skipped when another source owns it; `preferred` (a stem this
+  /// source had before, "" for none) is tried first. Candidates follow the
+  /// same sequence as Allocate(source), so a source asks for its earlier
+  /// stem again even without `preferred`.
+  Result<std::string> Allocate(std::string_view source, const StemClaimFn& claim,
+                               const std::string& preferred = {});
+
   /// The stem for `source`: sanitize_stem(source) if no earlier stem took it,
   /// else "<stem>-<low 32 bits of stable_hash(source), 8 lowercase hex>"; if
   /// that is taken too, the hash of source + "#1", "#2", ... until one is

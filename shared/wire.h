@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "shared/fetch_facts.h"
 #include "shared/job_queue.h"
 #include "shared/source_list.h"
 
@@ -47,13 +48,17 @@ struct FrameHeader {
 inline constexpr std::size_t kMaxErrorText = 240;
 inline constexpr std::size_t kMaxOutputs = 8;  // --sizes accepts at most this many
 
-/// Coordinator -> downloader: fetch one source into the queue.
+/// Coordinator -> downloader: fetch one source into the queue. With a
+/// validator from an earlier run (an HTTP source the manifest says is done),
+/// the request is conditional, and a 304 is answered as not modified.
 struct FetchRequest {
   std::uint64_t source_id = 0;
   std::uint32_t kind = 0;  // SourceKind
   std::uint32_t url_length = 0;
   char stem[kMaxStem] = {};
-  char url[kMaxSourceLength + 1] = {};  // a URL, or a local path for kFile
+  char if_none_match[kMaxEtag] = {};           // "" : not sent
+  char if_modified_since[kMaxHttpDate] = {};   // "" : not sent
+  char url[kMaxSourceLength + 1] = {};  // last (only url_length bytes are sent): a URL, or a local path for kFile
 };
 
 /// Downloader -> coordinator: the source is in the queue (ok), or failed.
@@ -63,7 +68,8 @@ struct FetchOutcome {
   std::uint32_t fetch_ms = 0;
   std::uint32_t tries = 0;        // transfers made (retries included)
   std::int32_t http_status = 0;   // 0 when none (file, connection failure)
-  std::uint32_t code = 0;         // Code; kOk: published to the queue
+  std::uint32_t code = 0;         // Code; kOk: published to the queue, or not_modified
+  std::uint32_t not_modified = 0; // 1: a conditional request got 304; nothing published
   char error[kMaxErrorText] = {};
 };
 
@@ -77,8 +83,8 @@ struct OutputRecord {
 struct ResizeOutcome {
   std::uint64_t source_id = 0;
   std::uint64_t body_bytes = 0;
+  FetchFacts fetch;               // copied from the job's slot: what its fetch did
   std::uint32_t attempt = 0;
-  std::uint32_t fetch_ms = 0;
   std::uint32_t resize_ms = 0;
   std::uint32_t code = 0;         // Code
   std::uint32_t output_count = 0;
@@ -101,6 +107,7 @@ template <class T>
 constexpr bool kIsWireRecord = std::is_trivially_copyable_v<T> && std::is_standard_layout_v<T> &&
                                sizeof(FrameHeader) + sizeof(T) <= PIPE_BUF;
 
+// The largest record: its URL tail must leave room for the header.
 static_assert(kIsWireRecord<FetchRequest>);
 static_assert(kIsWireRecord<FetchOutcome>);
 static_assert(kIsWireRecord<ResizeOutcome>);

@@ -243,6 +243,7 @@ struct Job {
   std::string path;
   bool path_is_temp = false;
   std::uint64_t extent = 0;  // arena bytes the published job held
+  FetchFacts fetch;          // what the job says its fetch did
 };
 
 struct Run {
@@ -280,7 +281,7 @@ void consume(JobQueue& queue, Shape shape, Run& run) {
     if (taken != TakeResult::kJob) continue;
     run.max_arena_used = std::max(run.max_arena_used, queue.Stats().arena_used);
     const JobSlot& s = queue.slot(slot);
-    Job job{{}, s.path, s.path_is_temp != 0, s.capacity};
+    Job job{{}, s.path, s.path_is_temp != 0, s.capacity, s.fetch};
     if (job.path.empty()) {
       auto body = queue.body(slot);
       job.body.assign(reinterpret_cast<const char*>(body.data()), s.length);
@@ -305,6 +306,7 @@ std::vector<FetchOutcome> read_outcomes(int fd, std::size_t count) {
     if (!(p.revents & (POLLIN | POLLHUP))) continue;
     const bool open = reader.Fill(fd);
     while (auto frame = reader.Next()) {
+      if (frame->type == MessageType::kHeartbeat) continue;  // "still working": no outcome
       CHECK(frame->type == MessageType::kFetchOutcome);
       outcomes.push_back(frame->as<FetchOutcome>());
     }
@@ -730,6 +732,37 @@ AddressVerdict verdict_of(const std::string& text, bool deny_private) {
 
 }  // namespace
 
+// ----- conditional requests (issue 7 §3) and fetch facts with the job (§9) ----
+
+namespace {
+
+/// A body fetch on `path` counted by the server: its /fault/bodies.
+int bodies_served(const std::string& path) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(Server::Get().port()));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  const std::string request = "GET /fault/bodies HTTP/1.0\r\n\r\n";
+  REQUIRE(::write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size()));
+  std::string response;
+  char buffer[4096];
+  for (ssize_t n; (n = ::read(fd, buffer, sizeof buffer)) > 0;) response.append(buffer, static_cast<std::size_t>(n));
+  ::close(fd);
+  return nlohmann::json::parse(response.substr(response.find("\r\n\r\n") + 4)).value(path, 0);
+}
+
+FetchRequest conditional(std::uint64_t id, const std::string& path, const std::string& etag,
+                         const std::string& last_modified) {
+  FetchRequest r = http(id, path);
+  set_fixed_text(r.if_none_match, etag);
+  set_fixed_text(r.if_modified_since, last_modified);
+  return r;
+}
+
+}  // namespace
+
 TEST_CASE("address policy: link-local and metadata always, private ranges under deny_private") {
   for (const char* a : {"169.254.169.254", "169.254.0.1", "fe80::1", "febf::ffff", "fd00:ec2::254",
                         "::ffff:169.254.169.254", "::169.254.169.254"}) {
@@ -818,4 +851,54 @@ TEST_CASE("no_local refuses local sources") {
   CHECK(code_of(run.outcome(1)) == Code::kInvalidArgument);
   CHECK(error_of(run.outcome(1)) == "local source refused (--no-local)");
   CHECK(run.jobs.empty());
+}
+
+TEST_CASE("a published job carries its fetch facts, validators included") {
+  Server& server = Server::Get();
+  const Run run = fetch(test_options(), {http(1, "/good.bin"), http(2, "/fault/flaky/many11.bin")});
+  REQUIRE(run.jobs.count(1) == 1);
+  const FetchFacts& f = run.jobs.at(1).fetch;
+  CHECK(f.tries == 1);
+  CHECK(f.http_status == 200);
+  CHECK(f.bytes == server.file("good.bin").size());
+  CHECK(fixed_text(f.etag).starts_with("\""));
+  CHECK(fixed_text(f.last_modified).ends_with("GMT"));
+  REQUIRE(run.jobs.count(2) == 1);
+  CHECK(run.jobs.at(2).fetch.tries == 2);  // a 503 first
+  CHECK(run.jobs.at(2).fetch.http_status == 200);
+  CHECK(run.jobs.at(2).fetch.tries == run.outcome(2).tries);
+}
+
+TEST_CASE("a conditional request answered 304 is not modified: no body, no job") {
+  const Run first = fetch(test_options(), {http(1, "/many7.bin")});
+  REQUIRE(first.jobs.count(1) == 1);
+  const std::string etag(fixed_text(first.jobs.at(1).fetch.etag));
+  const std::string last_modified(fixed_text(first.jobs.at(1).fetch.last_modified));
+  REQUIRE_FALSE(etag.empty());
+  const int bodies = bodies_served("/many7.bin");
+
+  const Run again = fetch(test_options(), {conditional(1, "/many7.bin", etag, ""),
+                                           conditional(2, "/many7.bin", "", last_modified),
+                                           conditional(3, "/many7.bin", "\"something-else\"", "")});
+  for (std::uint64_t id : {1, 2}) {
+    CAPTURE(id);
+    const FetchOutcome& o = again.outcome(id);
+    CHECK(code_of(o) == Code::kOk);
+    CHECK(o.not_modified == 1);
+    CHECK(o.http_status == 304);
+    CHECK(o.tries == 1);
+    CHECK(again.jobs.count(id) == 0);
+  }
+  // A validator that no longer matches: the new body, published as usual.
+  CHECK(again.outcome(3).not_modified == 0);
+  CHECK(again.outcome(3).http_status == 200);
+  CHECK(again.jobs.count(3) == 1);
+  CHECK(bodies_served("/many7.bin") == bodies + 1);
+}
+
+TEST_CASE("a response without validators gives the job none, and is never 'not modified'") {
+  const Run run = fetch(test_options(), {http(1, "/fault/no-validators/good.bin")});
+  CHECK(code_of(run.outcome(1)) == Code::kOk);
+  CHECK(run.outcome(1).not_modified == 0);
+  CHECK(fixed_text(run.jobs.at(1).fetch.etag).empty());
 }

@@ -11,7 +11,7 @@
 
 #include "shared/fd_io.h"
 #include "shared/output_files.h"
-#include "shared/output_names.h"
+#include "shared/output_plan.h"
 #include "shared/wire.h"
 #include "worker/decode_estimate.h"
 #include "worker/memory_limit.h"
@@ -33,12 +33,16 @@ void set_error(ResizeOutcome& out, const Status& status) {
 }
 
 /// Writes every thumbnail or none: on a failure the ones already written
-/// for this source are removed again.
+/// for this source are removed again. Thumbnail i is the plan's output i.
 Status write_outputs(const std::vector<EncodedThumbnail>& thumbs, const std::string& stem,
                      const Options& options, ResizeOutcome& out) {
+  const OutputPlan plan(options);
+  if (thumbs.size() > plan.count() || thumbs.size() > kMaxOutputs)
+    return Status(Code::kInternal, "more thumbnails than sizes");
   std::vector<std::filesystem::path> written;
-  for (const EncodedThumbnail& t : thumbs) {
-    const auto path = options.out_dir / thumbnail_file_name(stem, t.size, options.format);
+  for (std::size_t i = 0; i < thumbs.size(); ++i) {
+    const EncodedThumbnail& t = thumbs[i];
+    const auto path = plan.final_path(stem, i);
     Status status = write_file_atomically(path, t.bytes, options.fsync);
     if (!status.ok()) {
       for (const auto& p : written) ::unlink(p.c_str());
@@ -76,7 +80,7 @@ ResizeOutcome process(JobQueue& queue, JobQueue::SlotId id, const Options& optio
   ResizeOutcome out;
   out.source_id = job.source_id;
   out.attempt = job.attempt;
-  out.fetch_ms = job.fetch_ms;
+  out.fetch = job.fetch;
   maybe_fault_for_test(job.stem);
 
   ImageSource source;

@@ -1,0 +1,76 @@
+#include "coordinator/resume_book.h"
+
+namespace thumbmill {
+
+ResumeBook::ResumeBook(const Options& options)
+    : options_(options),
+      plan_(options),
+      manifest_(options.out_dir, options.fsync),
+      claims_(options.out_dir),
+      fingerprint_(options_fingerprint(options)) {}
+
+Result<ResumeBook::Entry> ResumeBook::Admit(const SourceLine& line) {
+  const std::string& location = line.location;
+  Entry entry;
+  std::optional<ManifestRecord> record = manifest_.Load(location);
+  // A stem another source owns, in this run or any earlier one, is never
+  // this source's; the one its record names is tried first.
+  auto stem = stems_.Allocate(location, [&](const std::string& c) { return claims_.Claim(c, location); },
+                              record ? record->stem : std::string());
+  if (!stem.ok()) return stem.status();
+  entry.stem = std::move(*stem);
+  if (line.kind == SourceKind::kFile) {
+    // Taken before the worker reads it: a change after this is seen next run.
+    if (auto v = local_file_validator(location); v.ok()) entry.local_file = *v;
+  }
+  entry.record = std::move(record);
+  entry.verdict = options_.force ? Verdict::kRedo : Judge(line, entry);
+  if (entry.verdict == Verdict::kRedo) entry.record.reset();
+  return entry;
+}
+
+ResumeBook::Verdict ResumeBook::Judge(const SourceLine& line, const Entry& entry) const {
+  const std::optional<ManifestRecord>& record = entry.record;
+  if (!record || record->stem != entry.stem || record->options != fingerprint_) return Verdict::kRedo;
+  if (record->outputs.size() != plan_.count() || !manifest_.OutputsIntact(*record)) return Verdict::kRedo;
+  for (std::size_t i = 0; i < plan_.count(); ++i)
+    if (record->outputs[i].name != plan_.file_name(entry.stem, i)) return Verdict::kRedo;
+  if (line.kind == SourceKind::kFile) {
+    const SourceValidator& was = record->validator;
+    const SourceValidator& now = entry.local_file;
+    const bool same = was.has_file_stat && now.has_file_stat && was.file_size == now.file_size &&
+                      was.mtime_ns == now.mtime_ns;
+    return same ? Verdict::kSkip : Verdict::kRedo;
+  }
+  return record->validator.has_http() ? Verdict::kAskServer : Verdict::kSkip;
+}
+
+std::vector<OutputFile> ResumeBook::Outputs(const ManifestRecord& record) const {
+  std::vector<OutputFile> outputs;
+  for (const ManifestOutput& o : record.outputs)
+    outputs.push_back({(options_.out_dir / o.name).string(), o.width, o.height, o.bytes});
+  return outputs;
+}
+
+Status ResumeBook::RecordMade(const SourceLine& line, const Entry& entry, const FetchFacts& fetch,
+                              const std::vector<OutputFile>& outputs) {
+  ManifestRecord record;
+  record.source = line.location;
+  record.stem = entry.stem;
+  record.options = fingerprint_;
+  for (std::size_t i = 0; i < outputs.size(); ++i)
+    record.outputs.push_back({plan_.file_name(entry.stem, i), outputs[i].width, outputs[i].height, outputs[i].bytes});
+  if (line.kind == SourceKind::kFile) {
+    record.validator = entry.local_file;
+  } else {
+    record.validator.etag = fixed_text(fetch.etag);
+    record.validator.last_modified = fixed_text(fetch.last_modified);
+  }
+  Status st = manifest_.Store(record);
+  if (st.code() == Code::kInvalidArgument) return manifest_.Remove(record.source);  // not storable: made again next time
+  return st;
+}
+
+Status ResumeBook::Forget(const std::string& location) { return manifest_.Remove(location); }
+
+}  // namespace thumbmill

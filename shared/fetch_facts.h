@@ -1,0 +1,53 @@
+// FetchFacts: what the downloader learned fetching one source, carried with
+// the job itself (in its queue slot, then in the worker's ResizeOutcome), so
+// that a source's report entry never depends on which of two pipes the
+// coordinator happened to read first.
+//
+// Fixed-size and trivially copyable: it lives in shared memory and in wire
+// records.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+#include <type_traits>
+
+namespace thumbmill {
+
+/// Longest ETag kept (quotes included). A longer one is not kept at all: a
+/// cut ETag would never match.
+inline constexpr std::size_t kMaxEtag = 128;
+/// Longest Last-Modified kept ("Sun, 06 Nov 1994 08:49:37 GMT" is 29).
+inline constexpr std::size_t kMaxHttpDate = 64;
+
+struct FetchFacts {
+  std::uint64_t bytes = 0;       // body bytes received (a local file: its size)
+  std::uint32_t tries = 0;       // transfers made, retries included (a local file: 1)
+  std::int32_t http_status = 0;  // final status; 0 for a local file
+  std::uint32_t fetch_ms = 0;    // from the first try's start to the publish
+  char etag[kMaxEtag] = {};                // the 200's ETag, "" when none
+  char last_modified[kMaxHttpDate] = {};   // the 200's Last-Modified, "" when none
+};
+
+static_assert(std::is_trivially_copyable_v<FetchFacts> && std::is_standard_layout_v<FetchFacts>);
+
+/// Copies `text` into a fixed field when it fits whole (with its NUL);
+/// otherwise leaves the field empty. True when copied.
+template <std::size_t N>
+bool set_fixed_text(char (&field)[N], std::string_view text) {
+  field[0] = '\0';
+  if (text.size() >= N) return false;
+  for (std::size_t i = 0; i < text.size(); ++i) field[i] = text[i];
+  field[text.size()] = '\0';
+  return true;
+}
+
+/// The text of a fixed field (up to its first NUL, never past its end).
+template <std::size_t N>
+std::string_view fixed_text(const char (&field)[N]) {
+  std::size_t n = 0;
+  while (n < N && field[n]) ++n;
+  return {field, n};
+}
+
+}  // namespace thumbmill
