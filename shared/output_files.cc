@@ -14,6 +14,8 @@
 
 #include "shared/checked_file.h"
 
+#include "shared/proc_stat.h"
+
 namespace thumbmill {
 namespace {
 
@@ -46,7 +48,10 @@ bool is_random_part(std::string_view s) {
   return true;
 }
 
-bool writer_is_running(long writer) { return ::kill(static_cast<pid_t>(writer), 0) == 0 || errno != ESRCH; }
+/// A writer counts as running while it exists and is not a zombie: a worker
+/// killed along with its coordinator may linger unreaped for a moment, and
+/// the next run's clean-up must not take it for a live writer.
+bool writer_is_running(long writer) { return process_running(writer); }
 
 /// Whether `entry` is a regular file (not a symlink to one).
 bool is_plain_file(const std::filesystem::directory_entry& entry) {

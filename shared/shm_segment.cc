@@ -22,27 +22,13 @@
 
 namespace bip = boost::interprocess;
 
+#include "shared/proc_stat.h"
+
 namespace thumbmill {
 namespace {
 
 constexpr std::string_view kPrefix = "thumbmill-";
 constexpr std::string_view kMkdtempSuffix = "XXXXXX";
-
-/// Field 22 of /proc/<pid>/stat: start time in clock ticks since boot. 0
-/// when the process does not exist.
-unsigned long long process_start_time(long pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string stat;
-  if (!std::getline(in, stat)) return 0;
-  // The command name (field 2) may hold spaces; fields resume after ')'.
-  const auto close = stat.rfind(')');
-  if (close == std::string::npos) return 0;
-  std::istringstream rest(stat.substr(close + 2));
-  std::string field;
-  for (int i = 3; i <= 22 && rest >> field; ++i)
-    if (i == 22) return std::strtoull(field.c_str(), nullptr, 10);
-  return 0;
-}
 
 /// Whether `name` is thumbmill-<pid>-<start> of a process that is gone.
 bool is_stale_run_name(std::string_view name) {
@@ -55,7 +41,8 @@ bool is_stale_run_name(std::string_view name) {
   const auto a = std::from_chars(name.data(), name.data() + dash, pid);
   const auto b = std::from_chars(name.data() + dash + 1, name.data() + name.size(), start);
   if (a.ec != std::errc() || b.ec != std::errc() || b.ptr != name.data() + name.size()) return false;
-  return process_start_time(pid) != start;
+  const auto stat = read_proc_stat(pid);
+  return !stat || stat->start_time != start;
 }
 
 /// A close-on-exec descriptor of segment `name` (Boost's own is not, and
@@ -89,7 +76,7 @@ std::string mib(std::uint64_t bytes) { return std::to_string((bytes + (1 << 20) 
 
 std::string run_name() {
   static const std::string name = std::string(kPrefix) + std::to_string(::getpid()) + "-" +
-                                  std::to_string(process_start_time(::getpid()));
+                                  std::to_string(read_proc_stat(::getpid()).value_or(ProcStat{}).start_time);
   return name;
 }
 
