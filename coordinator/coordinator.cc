@@ -283,9 +283,15 @@ void Coordinator::SendRequests() {
     FetchRequest req;
     req.source_id = id;
     req.kind = static_cast<std::uint32_t>(s.line.kind);
-    req.url_length = static_cast<std::uint32_t>(std::min(s.line.location.size(), sizeof req.url - 1));
-    std::memcpy(req.url, s.line.location.data(), req.url_length);
-    std::strncpy(req.stem, s.stem.c_str(), sizeof req.stem - 1);
+    // A shortened URL or stem would name another source or file: refused.
+    // (The list reader caps a source at kMaxSourceLength and stems are far
+    // shorter, so this holds today; it is checked, not assumed.)
+    if (!copy_whole(req.url, s.line.location) || !copy_whole(req.stem, s.stem)) {
+      to_send_.pop_front();
+      FinishFailed(id, Code::kInvalidArgument, "source or its output name too long for a request");
+      continue;
+    }
+    req.url_length = static_cast<std::uint32_t>(s.line.location.size());
     const std::size_t size = offsetof(FetchRequest, url) + req.url_length + 1;
     const TryWrite w = try_write_frame(request_fd_, MessageType::kFetchRequest, &req, size);
     if (w == TryWrite::kFull) return;       // poll tells us when there is room
@@ -336,14 +342,20 @@ void Coordinator::DrainChild(std::int32_t id) {
   const bool open = child.reader.Fill(child.result_fd);
   while (auto frame = child.reader.Next()) {
     if (frame->type == MessageType::kFetchOutcome) {
-      OnFetchOutcome(frame->as<FetchOutcome>());
+      const auto outcome = frame->as<FetchOutcome>();
+      if (!well_formed(outcome)) continue;  // counts out of range: never indexed
+      OnFetchOutcome(outcome);
       ++child.jobs;
     } else if (frame->type == MessageType::kResizeOutcome) {
-      OnResizeOutcome(frame->as<ResizeOutcome>());
+      const auto outcome = frame->as<ResizeOutcome>();
+      if (!well_formed(outcome)) continue;
+      OnResizeOutcome(outcome);
       ++child.jobs;
     }
   }
-  if (!open) close_fd(child.result_fd);  // EOF: the child is ending
+  // EOF: the child is ending. A corrupt stream cannot be resynchronised:
+  // closing it ends the child (EPIPE), and its jobs are settled as a crash.
+  if (!open || child.reader.corrupt()) close_fd(child.result_fd);
 }
 
 void Coordinator::OnFetchOutcome(const FetchOutcome& o) {
@@ -358,7 +370,7 @@ void Coordinator::OnFetchOutcome(const FetchOutcome& o) {
     s.queued = true;
     return;
   }
-  FinishFailed(o.source_id, static_cast<Code>(o.code), o.error);
+  FinishFailed(o.source_id, static_cast<Code>(o.code), std::string(text_of(o.error)));
 }
 
 void Coordinator::OnResizeOutcome(const ResizeOutcome& o) {
@@ -371,8 +383,12 @@ void Coordinator::OnResizeOutcome(const ResizeOutcome& o) {
   r.attempts = o.attempt;
   r.code = static_cast<Code>(o.code);
   r.ok = r.code == Code::kOk;
-  if (!r.ok) r.error = o.error;
-  for (std::uint32_t i = 0; i < std::min<std::uint32_t>(o.output_count, kMaxOutputs); ++i) {
+  if (!r.ok) r.error = text_of(o.error);
+  // well_formed bounds output_count by the record; the sizes list bounds it
+  // by what this run asked for (a worker never reports more, but a count is
+  // never trusted as an index).
+  const std::size_t outputs = std::min<std::size_t>(o.output_count, options_.sizes.size());
+  for (std::size_t i = 0; i < outputs; ++i) {
     const auto path = options_.out_dir / thumbnail_file_name(s.stem, options_.sizes[i], options_.format);
     r.outputs.push_back({path.string(), o.outputs[i].width, o.outputs[i].height, o.outputs[i].bytes});
   }
@@ -566,7 +582,7 @@ void Coordinator::BeginDrain() {
   draining_ = true;
   to_send_.clear();
   close_fd(request_fd_);  // the downloader finishes its transfers and exits
-  queue_.Close(workers_wanted_ + 1);
+  queue_.Close();
 }
 
 /// Jobs no worker has started, and sources not yet in the queue, end as

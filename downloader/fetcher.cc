@@ -193,7 +193,10 @@ Body::Put Body::SpillAndAppend(std::string_view data) {
   if (slot_) {
     // What is in the arena goes first; then the extent is given back.
     if (length_ > 0 && !WriteAll(ctx_.queue.body(*slot_).data(), length_)) return Put::kFailed;
-    ctx_.queue.SpillToPath(*slot_, spill_path_);
+    if (!ctx_.queue.SpillToPath(*slot_, spill_path_)) {  // checked above; never shortened
+      error_ = Status(Code::kIoError, "temp dir path too long for a job: " + spill_path_);
+      return Put::kFailed;
+    }
     capacity_ = 0;
   }
   return AppendToFile(data);
@@ -538,12 +541,6 @@ void configure_handle(CURL* easy, const Options& options) {
   curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_body);
 }
 
-void copy_error(char (&dst)[kMaxErrorText], const std::string& text) {
-  const std::size_t n = std::min(text.size(), sizeof dst - 1);
-  std::memcpy(dst, text.data(), n);
-  dst[n] = '\0';
-}
-
 }  // namespace
 
 // ===== Fetcher ==============================================================
@@ -696,7 +693,7 @@ void Fetcher::Impl::Finish(Transfer& t, const Status& status) {
   out.tries = static_cast<std::uint32_t>(t.tries);
   out.http_status = static_cast<std::int32_t>(t.response.status);
   out.code = static_cast<std::uint32_t>(status.code());
-  copy_error(out.error, status.message());
+  copy_text(out.error, status.message());  // a long message is cut, visibly
   t.phase = Phase::kDone;
   t.body.Discard();  // nothing left to give back after a publish
 }

@@ -331,7 +331,7 @@ Run fetch(const Options& options, const std::vector<FetchRequest>& requests, Sha
   close_fd(res->write_fd);
   CHECK(read_outcomes(res->read_fd, 1).empty());  // exactly one outcome per request
   CHECK(queue.Stats().filling == 0);              // nothing left half-written
-  queue.Close(1);
+  queue.Close();
   consumer.join();
   close_fd(req->read_fd);
   close_fd(res->read_fd);

@@ -26,7 +26,7 @@ std::uint32_t ms_since(Clock::time_point start) {
 
 void set_error(ResizeOutcome& out, const Status& status) {
   out.code = static_cast<std::uint32_t>(status.code());
-  std::strncpy(out.error, status.message().c_str(), sizeof out.error - 1);
+  copy_text(out.error, status.message());  // a long message is cut, visibly
 }
 
 /// Writes every thumbnail or none: on a failure the ones already written
@@ -34,6 +34,11 @@ void set_error(ResizeOutcome& out, const Status& status) {
 Status write_outputs(const std::vector<EncodedThumbnail>& thumbs, const std::string& stem,
                      const Options& options, ResizeOutcome& out) {
   std::vector<std::filesystem::path> written;
+  // finalize_options refuses more sizes, here too; this guard keeps a
+  // mismatch from ever writing past `outputs` (and leaves no files behind).
+  if (thumbs.size() > kMaxOutputs)
+    return Status(Code::kInternal, std::to_string(thumbs.size()) + " thumbnails for a record of " +
+                                       std::to_string(kMaxOutputs));
   for (const EncodedThumbnail& t : thumbs) {
     const auto path = options.out_dir / thumbnail_file_name(stem, t.size, options.format);
     Status status = write_file_atomically(path, t.bytes, options.fsync);
