@@ -399,8 +399,17 @@ void Coordinator::OnResizeOutcome(const ResizeOutcome& o) {
 
 Status Coordinator::StartDownloader() {
   auto requests = make_pipe();
+  if (!requests.ok()) return requests.status();
   auto results = make_pipe();
-  if (!requests.ok() || !results.ok()) return Status::FromErrno("pipe");
+  Status ours = results.ok() ? set_nonblocking(requests->write_fd) : results.status();
+  // Our ends must never block the loop.
+  if (ours.ok()) ours = set_nonblocking(results->read_fd);
+  if (!ours.ok()) {
+    for (int fd : {requests->read_fd, requests->write_fd}) ::close(fd);
+    if (results.ok())
+      for (int fd : {results->read_fd, results->write_fd}) ::close(fd);
+    return ours;
+  }
   auto id = pipe_.crew->Start(Role::kDownloader, requests->read_fd, results->write_fd);
   if (!id.ok()) {
     ::close(requests->write_fd);
@@ -408,8 +417,6 @@ Status Coordinator::StartDownloader() {
     return id.status();
   }
   request_fd_ = requests->write_fd;
-  (void)set_nonblocking(request_fd_);
-  (void)set_nonblocking(results->read_fd);
   downloader_ = *id;
   children_.emplace(*id, Child(Role::kDownloader, results->read_fd));
   return Status::Ok();
@@ -418,12 +425,15 @@ Status Coordinator::StartDownloader() {
 Status Coordinator::StartWorker() {
   auto results = make_pipe();
   if (!results.ok()) return results.status();
+  if (Status ours = set_nonblocking(results->read_fd); !ours.ok()) {  // never block the loop
+    for (int fd : {results->read_fd, results->write_fd}) ::close(fd);
+    return ours;
+  }
   auto id = pipe_.crew->Start(Role::kWorker, -1, results->write_fd);
   if (!id.ok()) {
     ::close(results->read_fd);
     return id.status();
   }
-  (void)set_nonblocking(results->read_fd);
   children_.emplace(*id, Child(Role::kWorker, results->read_fd));
   return Status::Ok();
 }
@@ -507,7 +517,7 @@ void Coordinator::OnWorkerExit(const ChildExit& e, double lived_s, std::uint64_t
 void Coordinator::SettleCrashedJob(const SlotView& job, const std::string& reason) {
   // A worker killed mid-write leaves a hidden temp file; its name is known.
   for (const SizeSpec& size : options_.sizes) {
-    const auto name = thumbnail_file_name(queue_.slot(job.slot).stem, size, options_.format);
+    const auto name = thumbnail_file_name(text_of(queue_.slot(job.slot).stem), size, options_.format);
     ::unlink(output_temp_path(options_.out_dir / name, job.owner).c_str());
   }
   const bool pending = inflight_.count(job.source_id) > 0;
@@ -516,7 +526,7 @@ void Coordinator::SettleCrashedJob(const SlotView& job, const std::string& reaso
     return;
   }
   const JobSlot& slot = queue_.slot(job.slot);
-  if (slot.path_is_temp) ::unlink(slot.path);
+  if (slot.path_is_temp) ::unlink(std::string(text_of(slot.path)).c_str());
   queue_.Free(job.slot);
   if (!pending) return;
   if (draining_ && job.attempt < kMaxAttempts)
@@ -590,7 +600,7 @@ void Coordinator::BeginDrain() {
 void Coordinator::DropUnstarted() {
   for (const SlotView& v : queue_.Snapshot()) {
     if (v.state != SlotState::kReady || !queue_.FreeIfReady(v.slot)) continue;
-    if (queue_.slot(v.slot).path_is_temp) ::unlink(queue_.slot(v.slot).path);
+    if (queue_.slot(v.slot).path_is_temp) ::unlink(std::string(text_of(queue_.slot(v.slot).path)).c_str());
   }
 }
 

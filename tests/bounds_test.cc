@@ -10,16 +10,20 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
+#include <vips/vips8>
 
 #include "shared/fd_io.h"
 #include "shared/job_queue.h"
 #include "shared/options.h"
 #include "shared/wire.h"
+#include "worker/resize.h"
+#include "worker/worker_loop.h"
 
 using namespace thumbmill;
 using namespace std::chrono_literals;
@@ -309,4 +313,48 @@ TEST_CASE("a producer waiting for space is woken by a release, and only then") {
   producer.join();
   CHECK(q.wakeups().space_pending == 0);
   CHECK(q.Reserve(JobInfo{2, "stem", "", false}, 64, 1));
+}
+
+// ----- §1: the worker never writes past ResizeOutcome::outputs -------------------
+
+TEST_CASE("a worker handed more sizes than a ResizeOutcome holds fails the job and leaves no files") {
+  REQUIRE(init_vips("bounds_test", /*allow_untrusted_formats=*/false).ok());
+  // An image in memory, as the downloader leaves it in the arena.
+  VipsBlob* blob = vips::VImage::black(64, 48).jpegsave_buffer();
+  std::size_t length = 0;
+  const auto* bytes = static_cast<const std::byte*>(vips_blob_get(blob, &length));
+
+  char dir_template[] = "/tmp/tmtest-bounds-XXXXXX";
+  REQUIRE(::mkdtemp(dir_template) != nullptr);
+  const std::filesystem::path out_dir = dir_template;
+  Options options;  // built by hand, as a child would get it from a broken parent: not finalized
+  options.out_dir = out_dir;
+  options.sizes.clear();
+  for (int i = 1; i <= static_cast<int>(kMaxOutputs) + 1; ++i) options.sizes.push_back({i * 4, 0});
+
+  HeapQueueMemory mem(4, 1 << 20);
+  JobQueue& q = mem.queue();
+  auto slot = q.Reserve(JobInfo{1, "photo", "", false}, length, 1);
+  REQUIRE(slot);
+  std::memcpy(q.body(*slot).data(), bytes, length);
+  q.Publish(*slot, length, 0);
+  vips_area_unref(VIPS_AREA(blob));
+  JobQueue::SlotId taken;
+  REQUIRE(q.Take(2, 0ms, &taken) == TakeResult::kJob);
+
+  int fds[2];
+  REQUIRE(::pipe(fds) == 0);
+  REQUIRE(handle_job(q, taken, options, fds[1]));
+  ::close(fds[1]);
+  FrameReader reader;
+  reader.Fill(fds[0]);
+  ::close(fds[0]);
+  auto frame = reader.Next();
+  REQUIRE(frame);
+  const auto outcome = frame->as<ResizeOutcome>();
+  CHECK(outcome.output_count <= kMaxOutputs);
+  CHECK(static_cast<Code>(outcome.code) != Code::kOk);
+  CHECK(well_formed(outcome));
+  CHECK(std::filesystem::is_empty(out_dir));  // no thumbnail of a "failed" source stays
+  std::filesystem::remove_all(out_dir);
 }

@@ -69,11 +69,14 @@ ResizeOutcome process(JobQueue& queue, JobQueue::SlotId id, const Options& optio
   out.source_id = job.source_id;
   out.attempt = job.attempt;
   out.fetch_ms = job.fetch_ms;
-  maybe_fault_for_test(job.stem);
+  // Read within their arrays: a slot is memory other processes write.
+  const std::string stem(text_of(job.stem));
+  const std::string path(text_of(job.path));
+  maybe_fault_for_test(stem.c_str());
 
   ImageSource source;
-  if (job.path[0]) {
-    source.path = job.path;
+  if (!path.empty()) {
+    source.path = path;
     std::error_code ec;
     out.body_bytes = std::filesystem::file_size(source.path, ec);
   } else {
@@ -83,7 +86,7 @@ ResizeOutcome process(JobQueue& queue, JobQueue::SlotId id, const Options& optio
   }
   const auto start = Clock::now();
   auto thumbs = make_thumbnails(source, ResizeSettings::From(options));
-  Status status = thumbs.ok() ? write_outputs(*thumbs, job.stem, options, out) : thumbs.status();
+  Status status = thumbs.ok() ? write_outputs(*thumbs, stem, options, out) : thumbs.status();
   out.resize_ms = ms_since(start);
   if (!status.ok()) {
     out.output_count = 0;
@@ -98,7 +101,7 @@ bool handle_job(JobQueue& queue, JobQueue::SlotId id, const Options& options, in
   const ResizeOutcome out = process(queue, id, options);
   if (!write_record(result_fd, MessageType::kResizeOutcome, out).ok()) return false;
   // A spilled body's file is ours to remove once the job is done with.
-  const std::string temp_path = queue.slot(id).path_is_temp ? queue.slot(id).path : "";
+  const std::string temp_path = queue.slot(id).path_is_temp ? std::string(text_of(queue.slot(id).path)) : "";
   queue.Release(id);
   if (!temp_path.empty()) ::unlink(temp_path.c_str());
   return true;
