@@ -45,12 +45,15 @@ struct ChildSetup : bp::extend::handler {
     if (::dup2(result, kResultFd) < 0) ::_exit(kChildFatalExit);
     // The child gets 0-2, kRequestFd (downloader only) and kResultFd, and
     // nothing else, whatever the coordinator had open without
-    // close-on-exec (an inherited fd, a library's file): close the rest.
-    if (request < 0) ::close(kRequestFd);
+    // close-on-exec (an inherited fd, a library's file). Marked
+    // close-on-exec rather than closed, so that Boost.Process's own pipe,
+    // which reports a failed exec to the parent, lives until the exec.
     static_assert(kRequestFd < kResultFd);
-    if (::close_range(kResultFd + 1, ~0U, 0) != 0) {
-      if (errno != ENOSYS) ::_exit(kChildFatalExit);
-      for (int fd = kResultFd + 1; fd < 65536; ++fd) ::close(fd);  // kernel before 5.9
+    if (request < 0) ::fcntl(kRequestFd, F_SETFD, FD_CLOEXEC);  // EBADF when none: fine
+    if (::close_range(kResultFd + 1, ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
+      if (errno != EINVAL && errno != ENOSYS) ::_exit(kChildFatalExit);
+      // Kernels before 5.11 (no CLOSE_RANGE_CLOEXEC) or 5.9 (no close_range).
+      for (int fd = kResultFd + 1; fd < 65536; ++fd) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
     }
   }
 };
