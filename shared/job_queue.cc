@@ -10,6 +10,7 @@
 #include <cstring>
 #include <mutex>
 #include <new>
+#include <type_traits>
 
 #include "shared/fixed_text.h"
 
@@ -84,6 +85,7 @@ Result<JobQueue> JobQueue::Attach(void* memory, std::size_t size) {
   if (size < sizeof(QueueStamp)) return Status(Code::kInternal, "queue segment too small");
   // The stamp sits at the same offsets in every build, so it is read as
   // itself before the rest of the header is trusted.
+  static_assert(std::is_standard_layout_v<Header> && offsetof(Header, stamp) == 0);
   const auto* stamp = reinterpret_cast<const QueueStamp*>(base);
   if (stamp->magic != kMagic || stamp->version != kVersion)
     return Status(Code::kInternal, "queue segment holds no thumbmill queue (bad magic or version)");
