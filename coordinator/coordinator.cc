@@ -313,12 +313,20 @@ void Coordinator::SendRequests() {
     FetchRequest req;
     req.source_id = id;
     req.kind = static_cast<std::uint32_t>(s.line.kind);
-    req.url_length = static_cast<std::uint32_t>(std::min(s.line.location.size(), sizeof req.url - 1));
-    std::memcpy(req.url, s.line.location.data(), req.url_length);
-    std::strncpy(req.stem, s.book.stem.c_str(), sizeof req.stem - 1);
+    // A shortened URL or stem would name another source or file: refused.
+    // (The list reader caps a source at kMaxSourceLength and stems are far
+    // shorter, so this holds today; it is checked, not assumed.)
+    if (!copy_whole(req.url, s.line.location) || !copy_whole(req.stem, s.book.stem)) {
+      to_send_.pop_front();
+      FinishFailed(id, Code::kInvalidArgument, "source or its output name too long for a request");
+      continue;
+    }
+    req.url_length = static_cast<std::uint32_t>(s.line.location.size());
     if (s.book.verdict == ResumeBook::Verdict::kAskServer) {
-      set_fixed_text(req.if_none_match, s.book.record->validator.etag);
-      set_fixed_text(req.if_modified_since, s.book.record->validator.last_modified);
+      // A validator that does not fit is not sent: the source is then
+      // fetched whole, which is only slower.
+      (void)copy_whole(req.if_none_match, s.book.record->validator.etag);
+      (void)copy_whole(req.if_modified_since, s.book.record->validator.last_modified);
     }
     const std::size_t size = offsetof(FetchRequest, url) + req.url_length + 1;
     const TryWrite w = try_write_frame(request_fd_, MessageType::kFetchRequest, &req, size);
@@ -375,14 +383,20 @@ void Coordinator::DrainChild(std::int32_t id) {
   while (auto frame = child.reader.Next()) {
     child.liveness.Reset(Clock::now());  // any frame, heartbeats included
     if (frame->type == MessageType::kFetchOutcome) {
-      OnFetchOutcome(frame->as<FetchOutcome>());
+      const auto outcome = frame->as<FetchOutcome>();
+      if (!well_formed(outcome)) continue;  // counts out of range: never indexed
+      OnFetchOutcome(outcome);
       ++child.jobs;
     } else if (frame->type == MessageType::kResizeOutcome) {
-      OnResizeOutcome(frame->as<ResizeOutcome>());
+      const auto outcome = frame->as<ResizeOutcome>();
+      if (!well_formed(outcome)) continue;
+      OnResizeOutcome(outcome);
       ++child.jobs;
     }
   }
-  if (!open) close_fd(child.result_fd);  // EOF: the child is ending
+  // EOF: the child is ending. A corrupt stream cannot be resynchronised:
+  // closing it ends the child (EPIPE), and its jobs are settled as a crash.
+  if (!open || child.reader.corrupt()) close_fd(child.result_fd);
 }
 
 void Coordinator::OnFetchOutcome(const FetchOutcome& o) {
@@ -407,7 +421,7 @@ void Coordinator::OnFetchOutcome(const FetchOutcome& o) {
     s.queued = true;
     return;
   }
-  FinishFailed(o.source_id, static_cast<Code>(o.code), o.error);
+  FinishFailed(o.source_id, static_cast<Code>(o.code), std::string(text_of(o.error)));
 }
 
 void Coordinator::OnResizeOutcome(const ResizeOutcome& o) {
@@ -421,7 +435,7 @@ void Coordinator::OnResizeOutcome(const ResizeOutcome& o) {
   r.attempts = o.attempt;
   r.code = static_cast<Code>(o.code);
   r.ok = r.code == Code::kOk;
-  if (!r.ok) r.error = fixed_text(o.error);
+  if (!r.ok) r.error = text_of(o.error);
   const OutputPlan& plan = book_.plan();
   const std::size_t count = std::min<std::size_t>({o.output_count, kMaxOutputs, plan.count()});
   if (r.ok && count != plan.count()) {
@@ -441,8 +455,17 @@ void Coordinator::OnResizeOutcome(const ResizeOutcome& o) {
 
 Status Coordinator::StartDownloader() {
   auto requests = make_pipe();
+  if (!requests.ok()) return requests.status();
   auto results = make_pipe();
-  if (!requests.ok() || !results.ok()) return Status::FromErrno("pipe");
+  Status ours = results.ok() ? set_nonblocking(requests->write_fd) : results.status();
+  // Our ends must never block the loop.
+  if (ours.ok()) ours = set_nonblocking(results->read_fd);
+  if (!ours.ok()) {
+    for (int fd : {requests->read_fd, requests->write_fd}) ::close(fd);
+    if (results.ok())
+      for (int fd : {results->read_fd, results->write_fd}) ::close(fd);
+    return ours;
+  }
   auto id = pipe_.crew->Start(Role::kDownloader, requests->read_fd, results->write_fd);
   if (!id.ok()) {
     ::close(requests->write_fd);
@@ -450,8 +473,6 @@ Status Coordinator::StartDownloader() {
     return id.status();
   }
   request_fd_ = requests->write_fd;
-  (void)set_nonblocking(request_fd_);
-  (void)set_nonblocking(results->read_fd);
   downloader_ = *id;
   children_.emplace(*id, Child(Role::kDownloader, results->read_fd));
   return Status::Ok();
@@ -460,12 +481,15 @@ Status Coordinator::StartDownloader() {
 Status Coordinator::StartWorker() {
   auto results = make_pipe();
   if (!results.ok()) return results.status();
+  if (Status ours = set_nonblocking(results->read_fd); !ours.ok()) {  // never block the loop
+    for (int fd : {results->read_fd, results->write_fd}) ::close(fd);
+    return ours;
+  }
   auto id = pipe_.crew->Start(Role::kWorker, -1, results->write_fd);
   if (!id.ok()) {
     ::close(results->read_fd);
     return id.status();
   }
-  (void)set_nonblocking(results->read_fd);
   children_.emplace(*id, Child(Role::kWorker, results->read_fd));
   return Status::Ok();
 }
@@ -677,7 +701,7 @@ void Coordinator::BeginDrain() {
   draining_ = true;
   to_send_.clear();
   close_fd(request_fd_);  // the downloader finishes its transfers and exits
-  queue_.Close(workers_wanted_ + 1);
+  queue_.Close();
 }
 
 /// Jobs no worker has started, and sources not yet in the queue, end as

@@ -40,8 +40,21 @@ struct ChildSetup : bp::extend::handler {
     // Move both ends out of the way first: either may already sit on 3 or 4.
     const int request = request_fd >= 0 ? ::fcntl(request_fd, F_DUPFD_CLOEXEC, 10) : -1;
     const int result = ::fcntl(result_fd, F_DUPFD_CLOEXEC, 10);
-    if (request >= 0) ::dup2(request, kRequestFd);  // dup2 clears close-on-exec
-    ::dup2(result, kResultFd);
+    if (result < 0 || (request_fd >= 0 && request < 0)) ::_exit(kChildFatalExit);
+    if (request >= 0 && ::dup2(request, kRequestFd) < 0) ::_exit(kChildFatalExit);  // dup2 clears close-on-exec
+    if (::dup2(result, kResultFd) < 0) ::_exit(kChildFatalExit);
+    // The child gets 0-2, kRequestFd (downloader only) and kResultFd, and
+    // nothing else, whatever the coordinator had open without
+    // close-on-exec (an inherited fd, a library's file). Marked
+    // close-on-exec rather than closed, so that Boost.Process's own pipe,
+    // which reports a failed exec to the parent, lives until the exec.
+    static_assert(kRequestFd < kResultFd);
+    if (request < 0) ::fcntl(kRequestFd, F_SETFD, FD_CLOEXEC);  // EBADF when none: fine
+    if (::close_range(kResultFd + 1, ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
+      if (errno != EINVAL && errno != ENOSYS) ::_exit(kChildFatalExit);
+      // Kernels before 5.11 (no CLOSE_RANGE_CLOEXEC) or 5.9 (no close_range).
+      for (int fd = kResultFd + 1; fd < 65536; ++fd) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+    }
   }
 };
 

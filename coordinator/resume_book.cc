@@ -63,8 +63,8 @@ Status ResumeBook::RecordMade(const SourceLine& line, const Entry& entry, const 
   if (line.kind == SourceKind::kFile) {
     record.validator = entry.local_file;
   } else {
-    record.validator.etag = fixed_text(fetch.etag);
-    record.validator.last_modified = fixed_text(fetch.last_modified);
+    record.validator.etag = text_of(fetch.etag);
+    record.validator.last_modified = text_of(fetch.last_modified);
   }
   Status st = manifest_.Store(record);
   if (st.code() == Code::kInvalidArgument) return manifest_.Remove(record.source);  // not storable: made again next time

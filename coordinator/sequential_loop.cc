@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 
 #include "downloader/fetcher.h"
 #include "shared/fd_io.h"
@@ -32,7 +33,11 @@ std::optional<FetchRequest> next_request(int fd, FrameReader& reader, bool& eof)
 
 int run_sequential(JobQueue& queue, const Options& options, const std::string& temp_dir, int request_fd,
                    int result_fd) {
-  (void)set_nonblocking(request_fd);
+  // Fill reads until the pipe is empty: on a blocking fd it would wait.
+  if (Status s = set_nonblocking(request_fd); !s.ok()) {
+    std::fprintf(stderr, "thumbmill: sequential loop: request pipe: %s\n", s.ToString().c_str());
+    return 1;
+  }
   const auto owner = static_cast<std::int32_t>(::gettid());
   Fetcher fetcher(queue, options, temp_dir, owner);
   FrameReader reader;

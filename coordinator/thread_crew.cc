@@ -87,13 +87,15 @@ std::vector<ChildExit> ThreadCrew::Reap() {
 }
 
 Result<Pipeline> make_thread_pipeline(const Options& options) {
-  init_vips("coordinator-threaded", options.allow_untrusted_formats);
+  if (Status vips = init_vips("coordinator-threaded", options.allow_untrusted_formats); !vips.ok()) return vips;
   Pipeline p;
   auto temp = create_run_temp_dir(default_temp_root());
   if (!temp.ok()) return temp.status();
   p.temp_dir = TempDir(*temp);
   const std::uint64_t arena = static_cast<std::uint64_t>(options.queue_mb) << 20;
-  p.heap = std::make_unique<HeapQueueMemory>(queue_slots(options), arena);
+  auto heap = HeapQueueMemory::Create(queue_slots(options), arena);
+  if (!heap.ok()) return heap.status();
+  p.heap = std::move(heap.value());
   p.queue = p.heap->queue();
   const bool sequential = options.workers == 0;
   p.crew = std::make_unique<ThreadCrew>(*p.queue, options, p.temp_dir.path().string(), sequential);

@@ -41,7 +41,21 @@ struct Requests {
                      static_cast<unsigned>(frame->type));
         continue;
       }
-      waiting.push_back(frame->as<FetchRequest>());
+      FetchRequest request = frame->as<FetchRequest>();
+      if (!well_formed(request)) {
+        // Still answered (Start fails an empty source at once), so the
+        // coordinator does not wait for it forever; never read out of bounds.
+        std::fprintf(stderr, "thumbmill downloader: malformed request for source %llu\n",
+                     static_cast<unsigned long long>(request.source_id));
+        request.url_length = 0;
+        request.url[0] = '\0';
+        request.stem[0] = '\0';
+      }
+      waiting.push_back(request);
+    }
+    if (reader.corrupt()) {
+      std::fprintf(stderr, "thumbmill downloader: request pipe sent a frame too large to be a record\n");
+      eof = true;
     }
   }
 };

@@ -205,7 +205,10 @@ Body::Put Body::SpillAndAppend(std::string_view data) {
   if (slot_) {
     // What is in the arena goes first; then the extent is given back.
     if (length_ > 0 && !WriteAll(ctx_.queue.body(*slot_).data(), length_)) return Put::kFailed;
-    ctx_.queue.SpillToPath(*slot_, spill_path_);
+    if (!ctx_.queue.SpillToPath(*slot_, spill_path_)) {  // checked above; never shortened
+      error_ = Status(Code::kIoError, "temp dir path too long for a job: " + spill_path_);
+      return Put::kFailed;
+    }
     capacity_ = 0;
   }
   return AppendToFile(data);
@@ -292,8 +295,8 @@ struct Transfer {
         stem(request.stem, ::strnlen(request.stem, sizeof request.stem)),
         url(request.url, ::strnlen(request.url, std::min<std::size_t>(request.url_length,
                                                                      sizeof request.url))),
-        if_none_match(fixed_text(request.if_none_match)),
-        if_modified_since(fixed_text(request.if_modified_since)),
+        if_none_match(text_of(request.if_none_match)),
+        if_modified_since(text_of(request.if_modified_since)),
         body(ctx, source_id, stem) {}
   ~Transfer() { curl_slist_free_all(headers); }
   Transfer(const Transfer&) = delete;
@@ -653,12 +656,6 @@ void configure_handle(CURL* easy, const Options& options) {
   curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
 }
 
-void copy_error(char (&dst)[kMaxErrorText], const std::string& text) {
-  const std::size_t n = std::min(text.size(), sizeof dst - 1);
-  std::memcpy(dst, text.data(), n);
-  dst[n] = '\0';
-}
-
 }  // namespace
 
 // ===== Fetcher ==============================================================
@@ -822,8 +819,9 @@ void Fetcher::Impl::TryPublish(Transfer& t) {
   facts.tries = static_cast<std::uint32_t>(t.tries);
   facts.http_status = static_cast<std::int32_t>(t.response.status);
   facts.fetch_ms = static_cast<std::uint32_t>(now_ms() - t.first_start_ms);
-  set_fixed_text(facts.etag, t.response.etag);
-  set_fixed_text(facts.last_modified, t.response.last_modified);
+  // validator_value kept only validators that fit their fields whole.
+  (void)copy_whole(facts.etag, t.response.etag);
+  (void)copy_whole(facts.last_modified, t.response.last_modified);
   if (!t.body.Publish(facts)) return;  // no free slot: ServiceWaiting tries again
   t.received = bytes;
   Finish(t, Status::Ok());
@@ -838,7 +836,7 @@ void Fetcher::Impl::Finish(Transfer& t, const Status& status, bool not_modified)
   out.http_status = static_cast<std::int32_t>(t.response.status);
   out.code = static_cast<std::uint32_t>(status.code());
   out.not_modified = not_modified ? 1 : 0;
-  copy_error(out.error, status.message());
+  copy_text(out.error, status.message());  // a long message is cut, visibly
   t.phase = Phase::kDone;
   t.body.Discard();  // nothing left to give back after a publish
 }

@@ -8,9 +8,10 @@
 
 int main(int argc, char** argv) {
   using namespace thumbmill;
-  AttachedChild child = attach_child("downloader", argc, argv);
+  auto child = attach_child(argc, argv);
+  if (!child.ok()) return child_failed_to_start("downloader", child.status());
   // Test-only: a downloader that cannot start, for the supervisor's give-up
   // rule (tests/fault_test.cc). Read only when set.
   if (std::getenv("THUMBMILL_TEST_DOWNLOADER_START_FAILS")) return 1;
-  return run_downloader(child.queue, child.args.options, child.args.temp_dir, kRequestFd, kResultFd);
+  return run_downloader(child->queue, child->args.options, child->args.temp_dir, kRequestFd, kResultFd);
 }

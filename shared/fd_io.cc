@@ -26,9 +26,11 @@ void close_fd(int& fd) {
 
 namespace {
 
-/// Lays out header + record in `frame`; returns the frame's length.
+/// Lays out header + record in `frame`; returns the frame's length, or 0
+/// when the record is larger than a frame can carry (nothing is written).
 std::size_t build_frame(std::byte (&frame)[PIPE_BUF], MessageType type, const void* record,
                         std::size_t size) {
+  if (size > kMaxRecordSize) return 0;
   const FrameHeader header{type, static_cast<std::uint32_t>(size)};
   std::memcpy(frame, &header, sizeof header);
   std::memcpy(frame + sizeof header, record, size);
@@ -40,6 +42,7 @@ std::size_t build_frame(std::byte (&frame)[PIPE_BUF], MessageType type, const vo
 TryWrite try_write_frame(int fd, MessageType type, const void* record, std::size_t size) {
   std::byte frame[PIPE_BUF];
   const std::size_t total = build_frame(frame, type, record, size);
+  if (total == 0) return TryWrite::kBroken;  // a record too large is a bug, never sent
   for (;;) {
     const ssize_t n = ::write(fd, frame, total);
     if (n == static_cast<ssize_t>(total)) return TryWrite::kWritten;
@@ -52,6 +55,7 @@ TryWrite try_write_frame(int fd, MessageType type, const void* record, std::size
 Status write_frame(int fd, MessageType type, const void* record, std::size_t size) {
   std::byte frame[PIPE_BUF];
   const std::size_t total = build_frame(frame, type, record, size);
+  if (total == 0) return Status(Code::kInternal, "record of " + std::to_string(size) + " bytes is too large for a frame");
   for (;;) {
     const ssize_t n = ::write(fd, frame, total);
     if (n == static_cast<ssize_t>(total)) return Status::Ok();
@@ -64,6 +68,7 @@ Status write_frame(int fd, MessageType type, const void* record, std::size_t siz
 
 bool FrameReader::Fill(int fd) {
   for (;;) {
+    if (corrupt_) return false;
     if (start_ > 0 && start_ == buffer_.size()) {
       buffer_.clear();
       start_ = 0;
@@ -83,9 +88,16 @@ bool FrameReader::Fill(int fd) {
 
 std::optional<FrameReader::Frame> FrameReader::Next() {
   const std::size_t avail = buffer_.size() - start_;
-  if (avail < sizeof(FrameHeader)) return std::nullopt;
+  if (corrupt_ || avail < sizeof(FrameHeader)) return std::nullopt;
   FrameHeader header;
   std::memcpy(&header, buffer_.data() + start_, sizeof header);
+  if (header.size > kMaxRecordSize) {
+    // Waiting for that many bytes would grow the buffer without bound.
+    corrupt_ = true;
+    buffer_.clear();
+    start_ = 0;
+    return std::nullopt;
+  }
   if (avail < sizeof header + header.size) return std::nullopt;
   Frame frame{header.type, {}};
   const auto* begin = buffer_.data() + start_ + sizeof header;

@@ -24,13 +24,14 @@ Status set_nonblocking(int fd);
 void close_fd(int& fd);  // closes and sets -1; ignores -1
 
 /// Writes one frame with a single write(). Blocks until there is room.
-/// Returns kIoError if the reader is gone (EPIPE) or on any other error.
+/// Returns kIoError if the reader is gone (EPIPE) or on any other error;
+/// kInternal, writing nothing, for a record over kMaxRecordSize.
 Status write_frame(int fd, MessageType type, const void* record, std::size_t size);
 
 enum class TryWrite { kWritten, kFull, kBroken };
 /// Like write_frame on a non-blocking fd: kFull when the pipe has no room
 /// for the whole frame now (nothing was written), kBroken when the reader is
-/// gone.
+/// gone (or the record is over kMaxRecordSize: nothing is written).
 TryWrite try_write_frame(int fd, MessageType type, const void* record, std::size_t size);
 
 template <class T>
@@ -59,12 +60,18 @@ class FrameReader {
   /// Reads what `fd` has. Returns false at end of file or on error (then
   /// frames already buffered can still be popped).
   bool Fill(int fd);
-  /// The next complete frame, if any.
+  /// The next complete frame, if any. None ever again once a header
+  /// announces more than kMaxRecordSize bytes (see corrupt()).
   std::optional<Frame> Next();
+  /// Whether the stream announced a record larger than any record can be:
+  /// a writer that is broken or not ours. Nothing after it can be trusted
+  /// (the frame boundaries are lost), so the reader should close the fd.
+  bool corrupt() const { return corrupt_; }
 
  private:
   std::vector<std::byte> buffer_;
   std::size_t start_ = 0;
+  bool corrupt_ = false;
 };
 
 }  // namespace thumbmill

@@ -12,6 +12,8 @@
 #include <string_view>
 #include <type_traits>
 
+#include "shared/fixed_text.h"
+
 namespace thumbmill {
 
 /// Longest ETag kept (quotes included). A longer one is not kept at all: a
@@ -30,24 +32,5 @@ struct FetchFacts {
 };
 
 static_assert(std::is_trivially_copyable_v<FetchFacts> && std::is_standard_layout_v<FetchFacts>);
-
-/// Copies `text` into a fixed field when it fits whole (with its NUL);
-/// otherwise leaves the field empty. True when copied.
-template <std::size_t N>
-bool set_fixed_text(char (&field)[N], std::string_view text) {
-  field[0] = '\0';
-  if (text.size() >= N) return false;
-  for (std::size_t i = 0; i < text.size(); ++i) field[i] = text[i];
-  field[text.size()] = '\0';
-  return true;
-}
-
-/// The text of a fixed field (up to its first NUL, never past its end).
-template <std::size_t N>
-std::string_view fixed_text(const char (&field)[N]) {
-  std::size_t n = 0;
-  while (n < N && field[n]) ++n;
-  return {field, n};
-}
 
 }  // namespace thumbmill

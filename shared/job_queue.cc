@@ -10,45 +10,34 @@
 #include <cstring>
 #include <mutex>
 #include <new>
+#include <type_traits>
 
-#include <boost/date_time/posix_time/posix_time_types.hpp>
+#include "shared/fixed_text.h"
 
 namespace thumbmill {
 namespace {
 
 constexpr std::uint64_t kMagic = 0x746d696c6c517565;  // "tmillQue"
-constexpr std::uint32_t kVersion = 1;
+constexpr std::uint32_t kVersion = 2;  // 2: QueueStamp, counted semaphores
 constexpr std::uint64_t kAlign = 64;
 
 constexpr std::uint64_t align_up(std::uint64_t n) { return (n + kAlign - 1) & ~(kAlign - 1); }
 
-void copy_string(char* dst, std::size_t cap, std::string_view src) {
-  const std::size_t n = std::min(src.size(), cap - 1);
-  std::memcpy(dst, src.data(), n);
-  dst[n] = '\0';
-}
-
-boost::posix_time::ptime deadline_after(std::chrono::milliseconds timeout) {
-  // Boost 1.74's semaphore timed_wait takes an absolute universal time.
-  return boost::posix_time::microsec_clock::universal_time() +
-         boost::posix_time::milliseconds(timeout.count());
-}
-
 }  // namespace
 
 struct JobQueue::Header {
-  std::uint64_t magic = 0;
-  std::uint32_t version = 0;
+  QueueStamp stamp;  // first: read before anything else (see Attach)
   std::uint32_t slot_count = 0;
   std::uint64_t arena_size = 0;
   std::uint64_t total_size = 0;
   PidLock lock;
-  // Posted once per job made ready, and by Close. A consumer that is killed
-  // after taking a token loses it; consumers therefore wait with a timeout
-  // and scan anyway.
-  boost::interprocess::interprocess_semaphore items{0};
-  // Posted whenever a slot or arena space is freed.
-  boost::interprocess::interprocess_semaphore space{0};
+  // Posted when a job is made ready, and by Close, for a consumer counted
+  // waiting in Take. A consumer killed after taking a token loses it;
+  // consumers therefore wait with a timeout and scan anyway.
+  CountedSemaphore items;
+  // Posted when a slot or arena space is freed, for a producer counted
+  // waiting in WaitForSpace.
+  CountedSemaphore space;
   std::uint64_t next_seq = 1;
   std::uint64_t cursor = 0;  // where the last extent ended: allocation goes round the arena
   std::atomic<std::uint32_t> closed{0};
@@ -82,19 +71,32 @@ JobQueue JobQueue::Create(void* memory, std::size_t size, std::uint32_t slots,
   header->arena_size = align_up(arena_bytes);
   header->total_size = size;
   header->placement = placement;
-  header->version = kVersion;
+  header->stamp.version = kVersion;
+  header->stamp.header_bytes = sizeof(Header);
+  header->stamp.slot_bytes = sizeof(JobSlot);
   std::atomic_thread_fence(std::memory_order_release);
-  header->magic = kMagic;  // last: a reader that sees it sees the rest
+  header->stamp.magic = kMagic;  // last: a reader that sees it sees the rest
   return JobQueue(header, slot_array,
                   base + align_up(sizeof(Header)) + align_up(sizeof(JobSlot) * slots));
 }
 
 Result<JobQueue> JobQueue::Attach(void* memory, std::size_t size) {
   auto* base = static_cast<std::byte*>(memory);
+  if (size < sizeof(QueueStamp)) return Status(Code::kInternal, "queue segment too small");
+  // The stamp sits at the same offsets in every build, so it is read as
+  // itself before the rest of the header is trusted.
+  static_assert(std::is_standard_layout_v<Header> && offsetof(Header, stamp) == 0);
+  const auto* stamp = reinterpret_cast<const QueueStamp*>(base);
+  if (stamp->magic != kMagic || stamp->version != kVersion)
+    return Status(Code::kInternal, "queue segment holds no thumbmill queue (bad magic or version)");
+  if (stamp->header_bytes != sizeof(Header) || stamp->slot_bytes != sizeof(JobSlot))
+    return Status(Code::kInternal,
+                  "queue segment has another layout (header " + std::to_string(stamp->header_bytes) +
+                      " bytes, slot " + std::to_string(stamp->slot_bytes) + "; this build: " +
+                      std::to_string(sizeof(Header)) + " and " + std::to_string(sizeof(JobSlot)) +
+                      "): the coordinator and its children come from different builds");
   if (size < sizeof(Header)) return Status(Code::kInternal, "queue segment too small");
   auto* header = reinterpret_cast<Header*>(base);
-  if (header->magic != kMagic || header->version != kVersion)
-    return Status(Code::kInternal, "queue segment holds no thumbmill queue (bad magic or version)");
   if (RequiredBytes(header->slot_count, header->arena_size) > size)
     return Status(Code::kInternal, "queue segment is shorter than its header says");
   auto* slot_array = reinterpret_cast<JobSlot*>(base + align_up(sizeof(Header)));
@@ -102,9 +104,11 @@ Result<JobQueue> JobQueue::Attach(void* memory, std::size_t size) {
                   base + align_up(sizeof(Header)) + align_up(sizeof(JobSlot) * header->slot_count));
 }
 
+bool JobQueue::Fits(const JobInfo& info) { return info.stem.size() < kMaxStem && info.path.size() < kMaxJobPath; }
+
 std::uint32_t JobQueue::slot_count() const { return header_->slot_count; }
 std::uint64_t JobQueue::arena_size() const { return header_->arena_size; }
-bool JobQueue::closed() const { return header_->closed.load(std::memory_order_acquire) != 0; }
+bool JobQueue::closed() const { return header_->closed.load(std::memory_order_seq_cst) != 0; }
 
 std::span<std::byte> JobQueue::body(SlotId id) {
   const JobSlot& s = slots_[id];
@@ -174,8 +178,10 @@ bool JobQueue::ReserveArena(std::uint64_t offset, std::uint64_t length) const {
 std::uint64_t JobQueue::frees() const { return header_->frees.load(std::memory_order_acquire); }
 
 void JobQueue::SpaceFreed() {
-  header_->frees.fetch_add(1, std::memory_order_release);
-  header_->space.post();
+  // seq_cst, then the count: see counted_semaphore.h (WaitForSpace reads
+  // them the other way round).
+  header_->frees.fetch_add(1, std::memory_order_seq_cst);
+  header_->space.WakeOne();
 }
 
 std::optional<JobQueue::SlotId> JobQueue::Reserve(const JobInfo& info, std::uint64_t capacity,
@@ -200,7 +206,7 @@ std::optional<JobQueue::SlotId> JobQueue::Reserve(const JobInfo& info, std::uint
 
 std::optional<JobQueue::SlotId> JobQueue::Claim(const JobInfo& info, std::uint64_t capacity,
                                                 std::int32_t owner) {
-  if (capacity > header_->arena_size) return std::nullopt;
+  if (capacity > header_->arena_size || !Fits(info)) return std::nullopt;
   std::lock_guard guard(header_->lock);
   std::optional<SlotId> found;
   for (std::uint32_t i = 0; i < header_->slot_count && !found; ++i)
@@ -223,8 +229,9 @@ std::optional<JobQueue::SlotId> JobQueue::Claim(const JobInfo& info, std::uint64
   s.move_offset = s.move_capacity = 0;
   s.taken_at_ms = 0;
   s.path_is_temp = info.path_is_temp;
-  copy_string(s.path, sizeof s.path, info.path);
-  copy_string(s.stem, sizeof s.stem, info.stem);
+  // Both fit (checked above); copy_whole never shortens a name.
+  const bool copied = copy_whole(s.path, info.path) && copy_whole(s.stem, info.stem);
+  if (!copied) return std::nullopt;
   s.owner.store(owner, std::memory_order_relaxed);
   // Last: until this store the slot is free and its extent unclaimed.
   s.state.store(static_cast<std::uint32_t>(SlotState::kFilling), std::memory_order_release);
@@ -279,16 +286,18 @@ bool JobQueue::Grow(SlotId id, std::uint64_t capacity) {
   return true;
 }
 
-void JobQueue::SpillToPath(SlotId id, std::string_view path) {
+bool JobQueue::SpillToPath(SlotId id, std::string_view path) {
+  if (path.size() >= kMaxJobPath) return false;
   JobSlot& s = slots_[id];
   {
     std::lock_guard guard(header_->lock);
-    copy_string(s.path, sizeof s.path, path);
+    if (!copy_whole(s.path, path)) return false;
     s.path_is_temp = 1;
     s.capacity = 0;
     s.offset = 0;
   }
   SpaceFreed();
+  return true;
 }
 
 void JobQueue::DropPages(SlotId id) {
@@ -311,42 +320,56 @@ void JobQueue::Publish(SlotId id, std::uint64_t length, const FetchFacts& fetch)
     s.fetch = fetch;
     MakeReadyLocked(id, header_->next_seq++);
   }
-  header_->items.post();
+  // After the unlock: a consumer that counted itself before our lock sees
+  // the count here; one that counts itself later finds the job in its scan.
+  header_->items.WakeOne();
 }
 
 void JobQueue::Abandon(SlotId id) { Free(id); }
 
 void JobQueue::WaitForSpace(std::chrono::milliseconds timeout) {
-  (void)header_->space.timed_wait(deadline_after(timeout));
+  header_->space.BeginWait();
+  // Counted first, then the condition (SpaceFreed does it the other way round).
+  if (header_->frees.load(std::memory_order_seq_cst) != failed_at_frees_) return header_->space.CancelWait();
+  header_->space.Wait(timeout);
 }
 
 // ----- consumer ------------------------------------------------------------
 
-TakeResult JobQueue::Take(std::int32_t owner, std::chrono::milliseconds timeout, SlotId* out) {
-  // Look first: a token may have been lost with a killed consumer, and a
-  // job published before we started waiting needs no token to be found.
-  for (int round = 0; round < 2; ++round) {
-    {
-      std::lock_guard guard(header_->lock);
-      std::optional<SlotId> oldest;
-      for (std::uint32_t i = 0; i < header_->slot_count; ++i) {
-        const JobSlot& s = slots_[i];
-        if (s.current() == SlotState::kReady && (!oldest || s.seq < slots_[*oldest].seq)) oldest = i;
-      }
-      if (oldest) {
-        JobSlot& s = slots_[*oldest];
-        s.attempt += 1;
-        s.taken_at_ms = monotonic_ms();
-        s.owner.store(owner, std::memory_order_relaxed);
-        s.state.store(static_cast<std::uint32_t>(SlotState::kTaken), std::memory_order_release);
-        *out = *oldest;
-        return TakeResult::kJob;
-      }
-      if (closed()) return TakeResult::kClosed;
-    }
-    if (round == 0 && !header_->items.timed_wait(deadline_after(timeout))) return TakeResult::kTimeout;
+std::optional<TakeResult> JobQueue::TryTake(std::int32_t owner, SlotId* out) {
+  std::lock_guard guard(header_->lock);
+  std::optional<SlotId> oldest;
+  for (std::uint32_t i = 0; i < header_->slot_count; ++i) {
+    const JobSlot& s = slots_[i];
+    if (s.current() == SlotState::kReady && (!oldest || s.seq < slots_[*oldest].seq)) oldest = i;
   }
-  return TakeResult::kTimeout;  // woken, but another consumer was faster
+  if (oldest) {
+    JobSlot& s = slots_[*oldest];
+    s.attempt += 1;
+    s.taken_at_ms = monotonic_ms();
+    s.owner.store(owner, std::memory_order_relaxed);
+    s.state.store(static_cast<std::uint32_t>(SlotState::kTaken), std::memory_order_release);
+    *out = *oldest;
+    return TakeResult::kJob;
+  }
+  if (closed()) return TakeResult::kClosed;
+  return std::nullopt;
+}
+
+TakeResult JobQueue::Take(std::int32_t owner, std::chrono::milliseconds timeout, SlotId* out) {
+  // Look first: a job published before we came needs no token to be found
+  // (and a token may have been lost with a killed consumer).
+  if (auto r = TryTake(owner, out)) return *r;
+  // Counted, then look again (Publish and Close change the state, then read
+  // the count): a job or Close that came in between is seen here, and any
+  // later one posts for us.
+  header_->items.BeginWait();
+  if (auto r = TryTake(owner, out)) {
+    header_->items.CancelWait();
+    return *r;
+  }
+  if (!header_->items.Wait(timeout)) return TakeResult::kTimeout;
+  return TryTake(owner, out).value_or(TakeResult::kTimeout);  // woken, but another consumer was faster
 }
 
 void JobQueue::Release(SlotId id) {
@@ -382,8 +405,8 @@ SlotView JobQueue::ViewLocked(SlotId id, bool full) const {
   v.attempt = s.attempt;
   v.taken_at_ms = s.taken_at_ms;
   if (!full) return v;
-  v.stem = fixed_text(s.stem);
-  v.path = fixed_text(s.path);
+  v.stem = text_of(s.stem);
+  v.path = text_of(s.path);
   v.path_is_temp = s.path_is_temp != 0;
   v.fetch = s.fetch;
   return v;
@@ -436,8 +459,8 @@ std::vector<SlotView> JobQueue::ReclaimDead(std::int32_t dead) {
     }
   }
   if (freed) SpaceFreed();
-  // The dead consumer may have swallowed an items token.
-  header_->items.post();
+  // The dead consumer may have swallowed a token meant for a job still ready.
+  header_->items.WakeOne();
   return taken;
 }
 
@@ -446,7 +469,7 @@ void JobQueue::Requeue(SlotId id) {
     std::lock_guard guard(header_->lock);
     MakeReadyLocked(id, /*seq=*/0);  // ahead of everything published: it has waited longest
   }
-  header_->items.post();
+  header_->items.WakeOne();
 }
 
 void JobQueue::Free(SlotId id) {
@@ -469,27 +492,14 @@ std::optional<SlotView> JobQueue::FreeIfReady(SlotId id, std::uint64_t source_id
   return freed;
 }
 
-void JobQueue::Close(int waiters) {
-  header_->closed.store(1, std::memory_order_release);
-  for (int i = 0; i < waiters; ++i) header_->items.post();
+void JobQueue::Close() {
+  // seq_cst, then the count: a consumer counts itself, then reads `closed`.
+  header_->closed.store(1, std::memory_order_seq_cst);
+  header_->items.WakeAll();
 }
 
-// ----- heap placement ------------------------------------------------------
-
-HeapQueueMemory::HeapQueueMemory(std::uint32_t slots, std::uint64_t arena_bytes)
-    : memory_(nullptr),
-      size_(JobQueue::RequiredBytes(slots, arena_bytes)),
-      queue_([&] {
-        // Anonymous private pages: zero-filled and only backed once touched,
-        // exactly like the shared segment.
-        memory_ = ::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (memory_ == MAP_FAILED) {
-          std::perror("thumbmill: mmap of the queue arena");
-          std::exit(3);
-        }
-        return JobQueue::Create(memory_, size_, slots, arena_bytes, Placement::kPrivate);
-      }()) {}
-
-HeapQueueMemory::~HeapQueueMemory() { ::munmap(memory_, size_); }
+QueueWakeups JobQueue::wakeups() const {
+  return {header_->items.pending(), header_->items.waiters(), header_->space.pending(), header_->space.waiters()};
+}
 
 }  // namespace thumbmill

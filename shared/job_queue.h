@@ -21,12 +21,19 @@
 // Crash safety: every slot records its owner's id, so the supervisor can
 // take back what a dead process held (ReclaimDead). No one ever waits on a
 // condition variable: sleepers wait on semaphores with a timeout, and the
-// lock is a PidLock whose critical sections are a few stores each.
+// lock is a PidLock whose critical sections are a few stores each. The
+// semaphores are posted only for a counted sleeper and waited on against
+// CLOCK_MONOTONIC (counted_semaphore.h).
+//
+// Layout: the block starts with a QueueStamp that records the sizes of the
+// header and of a JobSlot; Attach refuses a block whose stamp differs from
+// this build's, so two builds with different layouts never share a segment.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -35,8 +42,7 @@
 #include <string_view>
 #include <vector>
 
-#include <boost/interprocess/sync/interprocess_semaphore.hpp>
-
+#include "shared/counted_semaphore.h"
 #include "shared/fetch_facts.h"
 #include "shared/pid_lock.h"
 #include "shared/status.h"
@@ -53,8 +59,8 @@ inline constexpr std::size_t kMaxStem = 128;
 /// What a producer says about a job when it reserves it.
 struct JobInfo {
   std::uint64_t source_id = 0;
-  std::string_view stem;  // output name stem, <= kMaxStem - 1 bytes
-  std::string_view path;  // empty: the body is in the arena
+  std::string_view stem;  // output name stem, < kMaxStem bytes (see Fits)
+  std::string_view path;  // empty: the body is in the arena; < kMaxJobPath bytes
   bool path_is_temp = false;  // remove `path` once the job is released
 };
 
@@ -99,6 +105,26 @@ struct SlotView {
   FetchFacts fetch;
 };
 
+/// The first bytes of every queue block, at the same offsets in every
+/// build: what Attach reads before anything else. A coordinator and children
+/// built from different sources (a JobSlot of another size, say) would
+/// misread each other's records; with the sizes in the stamp, Attach
+/// refuses instead.
+struct QueueStamp {
+  std::uint64_t magic = 0;         // written last by Create
+  std::uint32_t version = 0;       // of the queue's protocol
+  std::uint32_t header_bytes = 0;  // sizeof the header, this stamp included
+  std::uint32_t slot_bytes = 0;    // sizeof(JobSlot)
+  std::uint32_t reserved = 0;
+};
+static_assert(sizeof(QueueStamp) == 24);
+
+/// The queue's semaphores as they stand (tests, statistics): tokens posted
+/// and not yet taken, and sleepers counted.
+struct QueueWakeups {
+  int items_pending = 0, items_waiters = 0, space_pending = 0, space_waiters = 0;
+};
+
 struct QueueStats {
   std::uint32_t filling = 0, ready = 0, taken = 0, free = 0;
   std::uint64_t arena_used = 0;  // bytes in live extents
@@ -129,8 +155,14 @@ class JobQueue {
   static JobQueue Create(void* memory, std::size_t size, std::uint32_t slots,
                          std::uint64_t arena_bytes, Placement placement);
   /// Attaches to a queue another process built. Fails when the block does not
-  /// hold one (wrong magic or version, or sizes that do not add up).
+  /// hold one (wrong magic or version), holds one of another layout (header
+  /// or slot sizes of another build: the message says "layout"), or sizes
+  /// that do not add up.
   static Result<JobQueue> Attach(void* memory, std::size_t size);
+
+  /// Whether `info`'s stem and path fit a slot whole. One that does not is
+  /// never reserved: a shortened path would name another file.
+  static bool Fits(const JobInfo& info);
 
   // ----- producer -------------------------------------------------------
 
@@ -145,7 +177,7 @@ class JobQueue {
   /// Claims a free slot with an arena extent of `capacity` bytes (0 for a
   /// job whose body is a path) for `owner`. nullopt: no slot or no
   /// contiguous room right now (or its pages could not be reserved);
-  /// WaitForSpace and try again.
+  /// WaitForSpace and try again. REQUIRES: Fits(info) (else nullopt, always).
   std::optional<SlotId> Reserve(const JobInfo& info, std::uint64_t capacity, std::int32_t owner);
 
   /// Enlarges a kFilling slot's extent to `capacity`, keeping its bytes:
@@ -154,8 +186,9 @@ class JobQueue {
   bool Grow(SlotId slot, std::uint64_t capacity);
 
   /// Turns the slot's body into a file: sets `path` (a spilled temp file) and
-  /// gives its arena extent back. REQUIRES: caller owns the kFilling slot.
-  void SpillToPath(SlotId slot, std::string_view path);
+  /// gives its arena extent back. False, changing nothing, when `path` is
+  /// kMaxJobPath bytes or longer. REQUIRES: caller owns the kFilling slot.
+  [[nodiscard]] bool SpillToPath(SlotId slot, std::string_view path);
 
   /// Makes the job available to consumers, with what its fetch did (the
   /// consumer reports it). REQUIRES: length <= capacity, or any length for a
@@ -170,7 +203,9 @@ class JobQueue {
   /// Gives back a kFilling slot whose download failed.
   void Abandon(SlotId slot);
 
-  /// Sleeps until a slot or arena space may have been freed, or `timeout`.
+  /// Sleeps until a slot or arena space may have been freed since this
+  /// process's last failed Reserve, or `timeout` (CLOCK_MONOTONIC). Returns
+  /// at once when something was freed already.
   void WaitForSpace(std::chrono::milliseconds timeout);
 
   /// A number that changes whenever a slot or arena space is given back: a
@@ -179,8 +214,9 @@ class JobQueue {
 
   // ----- consumer -------------------------------------------------------
 
-  /// Takes the oldest ready job for `owner`, waiting up to `timeout`.
-  /// kClosed once Close() was called and no job is ready.
+  /// Takes the oldest ready job for `owner`, waiting up to `timeout`
+  /// (CLOCK_MONOTONIC: a wall-clock step changes nothing). kClosed once
+  /// Close() was called and no job is ready.
   TakeResult Take(std::int32_t owner, std::chrono::milliseconds timeout, SlotId* slot);
 
   /// Gives the slot and its arena extent back. REQUIRES: caller took it.
@@ -217,16 +253,21 @@ class JobQueue {
   /// started are dropped. Returns the job freed, copied under the lock.
   std::optional<SlotView> FreeIfReady(SlotId slot, std::uint64_t source_id);
 
-  /// No more jobs will be published: wakes `waiters` consumers, and every
-  /// Take returns kClosed once the ready jobs are gone.
-  void Close(int waiters);
+  /// No more jobs will be published: wakes every consumer waiting in Take,
+  /// and every Take returns kClosed once the ready jobs are gone.
+  void Close();
   bool closed() const;
+
+  QueueWakeups wakeups() const;
 
  private:
   struct Header;
   JobQueue(Header* header, JobSlot* slots, std::byte* arena)
       : header_(header), slots_(slots), arena_(arena) {}
 
+  /// Take's scan: the oldest ready job taken for `owner`, kClosed, or
+  /// nullopt when there is nothing to take now.
+  std::optional<TakeResult> TryTake(std::int32_t owner, SlotId* out);
   /// Reserve's bookkeeping, under the lock.
   std::optional<SlotId> Claim(const JobInfo& info, std::uint64_t capacity, std::int32_t owner);
   // REQUIRES: the lock is held.
@@ -257,6 +298,9 @@ class JobQueue {
 /// private) memory.
 class HeapQueueMemory {
  public:
+  /// kIoError when the memory cannot be mapped.
+  static Result<std::unique_ptr<HeapQueueMemory>> Create(std::uint32_t slots, std::uint64_t arena_bytes);
+  /// Throws std::bad_alloc when the memory cannot be mapped (as `new` does).
   HeapQueueMemory(std::uint32_t slots, std::uint64_t arena_bytes);
   ~HeapQueueMemory();
   HeapQueueMemory(const HeapQueueMemory&) = delete;

@@ -27,6 +27,11 @@ namespace {
 
 Status invalid(std::string message) { return Status(Code::kInvalidArgument, std::move(message)); }
 
+Status too_many_sizes(std::size_t count) {
+  return invalid("--sizes: " + std::to_string(count) + " different sizes given, at most " +
+                 std::to_string(kMaxSizes) + " are allowed");
+}
+
 std::string quoted(std::string_view text) { return "'" + std::string(text) + "'"; }
 
 std::string lowercase(std::string_view text) {
@@ -274,7 +279,12 @@ void add_output_options(CLI::App& app, Options& o) {
          "--sizes",
          [&o](const std::vector<std::string>& labels) {
            o.sizes.clear();
-           for (const std::string& label : labels) o.sizes.push_back(*parse_size(label));
+           for (const std::string& label : labels) {
+             const SizeSpec size = *parse_size(label);
+             if (std::find(o.sizes.begin(), o.sizes.end(), size) == o.sizes.end()) o.sizes.push_back(size);
+           }
+           // Refused where it is typed; finalize_options checks again.
+           if (o.sizes.size() > kMaxSizes) throw CLI::ValidationError(too_many_sizes(o.sizes.size()).message());
          },
          "Thumbnail sizes, comma-separated: a width (keeps the aspect ratio) or WIDTHxHEIGHT "
          "(fits inside the box); may be repeated (default 32,64,200)")
@@ -551,6 +561,8 @@ Status check_sizes(std::vector<SizeSpec>& sizes) {
     if (!reparsed.ok()) return invalid("--sizes: " + reparsed.status().message());
     if (std::find(unique.begin(), unique.end(), size) == unique.end()) unique.push_back(size);
   }
+  // Each size is one fixed OutputRecord in a worker's ResizeOutcome.
+  if (unique.size() > kMaxSizes) return too_many_sizes(unique.size());
   sizes = std::move(unique);
   return Status::Ok();
 }

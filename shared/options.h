@@ -4,6 +4,7 @@
 // the workers read exactly the values the coordinator validated.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -24,6 +25,10 @@ struct SizeSpec {
   std::string label() const;
   bool operator==(const SizeSpec&) const = default;
 };
+
+/// Most sizes one run may ask for (each becomes one fixed OutputRecord in the
+/// worker's ResizeOutcome, shared/wire.h).
+inline constexpr std::size_t kMaxSizes = 8;
 
 /// Largest accepted width or height.
 inline constexpr int kMaxSizeDimension = 100000;
@@ -155,13 +160,13 @@ struct ParsedCommandLine {
 /// Parses the coordinator's command line with CLI11. Never exits the process:
 /// --help prints the help to standard output and --version prints
 /// "thumbmill 0.1.0", both with exit_now set and exit_code 0; any other
-/// failure sets `error` to one line naming the flag and the bad value.
-/// The result is not finalized yet: call finalize_options next.
+/// failure sets `error` to one line naming the flag and the bad value
+/// (--sizes with more than kMaxSizes different sizes included). The result is not finalized yet: call finalize_options next.
 ParsedCommandLine parse_command_line(int argc, const char* const* argv);
 
 /// Checks what CLI11's validators cannot, and everything again for Options
 /// built by hand or read from JSON: every field in its range, the sizes list
-/// not empty. Drops repeated sizes, keeping the first of each in the user's
+/// not empty and at most kMaxSizes different sizes. Drops repeated sizes, keeping the first of each in the user's
 /// order. Keeps workers == 0. Idempotent. Returns kInvalidArgument naming the
 /// flag otherwise.
 Status finalize_options(Options& options);

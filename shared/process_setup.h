@@ -28,18 +28,19 @@ struct AttachedChild {
 };
 
 /// Parses the arguments, attaches to the segment, and ignores SIGPIPE (a
-/// broken pipe is reported by write() as EPIPE instead). On any failure
-/// prints "thumbmill <role>: ..." and exits with kChildFatalExit, which tells
-/// the coordinator not to respawn. Also exits at once if the coordinator is
-/// already gone (the parent-death signal is armed before exec; this closes
-/// the race where the parent died before that).
-AttachedChild attach_child(const char* role, int argc, char** argv);
+/// broken pipe is reported by write() as EPIPE instead). Fails when the
+/// arguments or options are bad, the segment cannot be attached, or the
+/// coordinator is already gone (the parent-death signal is armed before
+/// exec; this closes the race where the parent died before that). The
+/// caller (a main) ends with child_failed_to_start.
+Result<AttachedChild> attach_child(int argc, char** argv);
 
 /// The argument vector the coordinator passes (the inverse of attach_child).
 std::vector<std::string> child_arguments(const std::string& segment, const Options& options,
                                          const std::string& temp_dir);
 
-/// Prints "thumbmill <role>: <message>" to stderr and exits with `code`.
-[[noreturn]] void die(const char* role, const std::string& message, int code);
+/// Prints "thumbmill <role>: <message>" to stderr and returns
+/// kChildFatalExit, for a main to return: "fatal, do not respawn me".
+int child_failed_to_start(const char* role, const Status& status);
 
 }  // namespace thumbmill

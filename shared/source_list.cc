@@ -2,6 +2,10 @@
 // http(s) URL, a local file (a file:// URL or a path), or a malformed line.
 #include "shared/source_list.h"
 
+#include <fcntl.h>
+
+#include <ext/stdio_filebuf.h>
+
 #include <cctype>
 #include <cerrno>
 #include <filesystem>
@@ -14,6 +18,15 @@ namespace thumbmill {
 namespace {
 
 constexpr std::string_view kUtf8Bom = "\xEF\xBB\xBF";
+
+/// An istream over a descriptor it owns and closes at the end.
+class FdInputStream : public std::istream {
+ public:
+  explicit FdInputStream(int fd) : std::istream(nullptr), buf_(fd, std::ios::in | std::ios::binary) { rdbuf(&buf_); }
+
+ private:
+  __gnu_cxx::stdio_filebuf<char> buf_;
+};
 constexpr std::string_view kBlanks = " \t\r\n\v\f";
 
 std::string_view trim(std::string_view text) {
@@ -151,9 +164,11 @@ Result<std::unique_ptr<SourceList>> SourceList::Open(const std::string& path) {
   // An ifstream opens a directory happily and fails on the first read.
   std::error_code ignored;
   if (std::filesystem::is_directory(path, ignored)) return Status::FromErrno(context, EISDIR);
-  errno = 0;
-  auto file = std::make_unique<std::ifstream>(path, std::ios::binary);
-  if (!file->is_open()) return Status::FromErrno(context, errno != 0 ? errno : ENOENT);
+  // O_CLOEXEC, which std::ifstream cannot do: the list must not leak into
+  // the children (it did, as their fd 3).
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::FromErrno(context);
+  auto file = std::make_unique<FdInputStream>(fd);
   return std::unique_ptr<SourceList>(new SourceList(std::move(file), path));
 }
 

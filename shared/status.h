@@ -38,7 +38,7 @@ enum class Code : int {
 /// Short stable name of a code, e.g. "http-status"; used in the report.
 std::string_view code_name(Code code);
 
-class Status {
+class [[nodiscard]] Status {
  public:
   Status() = default;  // ok
   Status(Code code, std::string message) : code_(code), message_(std::move(message)) {}
@@ -60,7 +60,7 @@ class Status {
 
 /// Either a T or a failed Status. REQUIRES: the Status given is not ok.
 template <class T>
-class Result {
+class [[nodiscard]] Result {
  public:
   Result(T value) : v_(std::move(value)) {}
   Result(Status status) : v_(std::move(status)) {}

@@ -17,10 +17,14 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <string_view>
 #include <type_traits>
 
 #include "shared/fetch_facts.h"
+#include "shared/fixed_text.h"
 #include "shared/job_queue.h"
+#include "shared/options.h"
 #include "shared/source_list.h"
 
 namespace thumbmill {
@@ -46,7 +50,9 @@ struct FrameHeader {
 };
 
 inline constexpr std::size_t kMaxErrorText = 240;
-inline constexpr std::size_t kMaxOutputs = 8;  // --sizes accepts at most this many
+/// One OutputRecord per requested size: finalize_options refuses more sizes
+/// than this, in the coordinator and again in every child.
+inline constexpr std::size_t kMaxOutputs = kMaxSizes;
 
 /// Coordinator -> downloader: fetch one source into the queue. With a
 /// validator from an earlier run (an HTTP source the manifest says is done),
@@ -112,5 +118,21 @@ static_assert(kIsWireRecord<FetchRequest>);
 static_assert(kIsWireRecord<FetchOutcome>);
 static_assert(kIsWireRecord<ResizeOutcome>);
 static_assert(kIsWireRecord<Heartbeat>);
+
+/// Largest record a FrameHeader may announce: a reader refuses a frame that
+/// claims more (see FrameReader::corrupt).
+inline constexpr std::size_t kMaxRecordSize = PIPE_BUF - sizeof(FrameHeader);
+
+/// Whether a record read from a pipe can be used as it is: every text
+/// NUL-terminated within its array, every count within its array. A record
+/// that is not comes from a broken or foreign sender and is dropped.
+inline bool well_formed(const FetchRequest& r) {
+  return terminated(r.stem) && r.url_length < sizeof r.url && r.url[r.url_length] == '\0' &&
+         ::strnlen(r.url, sizeof r.url) == r.url_length;
+}
+inline bool well_formed(const FetchOutcome& r) { return terminated(r.error); }
+inline bool well_formed(const ResizeOutcome& r) {
+  return r.output_count <= kMaxOutputs && terminated(r.error);
+}
 
 }  // namespace thumbmill

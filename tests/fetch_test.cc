@@ -343,7 +343,7 @@ Run fetch(const Options& options, const std::vector<FetchRequest>& requests, Sha
   close_fd(res->write_fd);
   CHECK(read_outcomes(res->read_fd, 1).empty());  // exactly one outcome per request
   CHECK(queue.Stats().filling == 0);              // nothing left half-written
-  queue.Close(1);
+  queue.Close();
   consumer.join();
   close_fd(req->read_fd);
   close_fd(res->read_fd);
@@ -756,8 +756,8 @@ int bodies_served(const std::string& path) {
 FetchRequest conditional(std::uint64_t id, const std::string& path, const std::string& etag,
                          const std::string& last_modified) {
   FetchRequest r = http(id, path);
-  set_fixed_text(r.if_none_match, etag);
-  set_fixed_text(r.if_modified_since, last_modified);
+  (void)copy_whole(r.if_none_match, etag);
+  (void)copy_whole(r.if_modified_since, last_modified);
   return r;
 }
 
@@ -861,8 +861,8 @@ TEST_CASE("a published job carries its fetch facts, validators included") {
   CHECK(f.tries == 1);
   CHECK(f.http_status == 200);
   CHECK(f.bytes == server.file("good.bin").size());
-  CHECK(fixed_text(f.etag).starts_with("\""));
-  CHECK(fixed_text(f.last_modified).ends_with("GMT"));
+  CHECK(text_of(f.etag).starts_with("\""));
+  CHECK(text_of(f.last_modified).ends_with("GMT"));
   REQUIRE(run.jobs.count(2) == 1);
   CHECK(run.jobs.at(2).fetch.tries == 2);  // a 503 first
   CHECK(run.jobs.at(2).fetch.http_status == 200);
@@ -872,8 +872,8 @@ TEST_CASE("a published job carries its fetch facts, validators included") {
 TEST_CASE("a conditional request answered 304 is not modified: no body, no job") {
   const Run first = fetch(test_options(), {http(1, "/many7.bin")});
   REQUIRE(first.jobs.count(1) == 1);
-  const std::string etag(fixed_text(first.jobs.at(1).fetch.etag));
-  const std::string last_modified(fixed_text(first.jobs.at(1).fetch.last_modified));
+  const std::string etag(text_of(first.jobs.at(1).fetch.etag));
+  const std::string last_modified(text_of(first.jobs.at(1).fetch.last_modified));
   REQUIRE_FALSE(etag.empty());
   const int bodies = bodies_served("/many7.bin");
 
@@ -900,5 +900,5 @@ TEST_CASE("a response without validators gives the job none, and is never 'not m
   const Run run = fetch(test_options(), {http(1, "/fault/no-validators/good.bin")});
   CHECK(code_of(run.outcome(1)) == Code::kOk);
   CHECK(run.outcome(1).not_modified == 0);
-  CHECK(fixed_text(run.jobs.at(1).fetch.etag).empty());
+  CHECK(text_of(run.jobs.at(1).fetch.etag).empty());
 }

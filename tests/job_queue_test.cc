@@ -177,7 +177,7 @@ TEST_CASE("Close wakes idle consumers and lets ready jobs drain first") {
   HeapQueueMemory mem(4, 64 * 1024);
   JobQueue& q = mem.queue();
   produce(q, 1, 10);
-  q.Close(4);
+  q.Close();
   JobQueue::SlotId slot;
   CHECK(q.Take(2, 1000ms, &slot) == TakeResult::kJob);
   const auto t0 = std::chrono::steady_clock::now();
@@ -333,7 +333,7 @@ TEST_CASE("several producer and consumer processes: every job is consumed exactl
     }));
   }
   for (pid_t p : producers) CHECK(wait_exit(p) == 0);
-  q.Close(kConsumers);
+  q.Close();
   for (pid_t c : consumers) CHECK(wait_exit(c) == 0);
   int once = 0;
   for (int i = 0; i < kProducers * kPerProducer; ++i) once += seen[i].load() == 1;

@@ -282,7 +282,7 @@ TEST_CASE("slot views are copies: what was freed is what is reported") {
   FetchFacts facts;
   facts.tries = 2;
   facts.http_status = 200;
-  set_fixed_text(facts.etag, "\"e\"");
+  (void)copy_whole(facts.etag, "\"e\"");
   q.Publish(*slot, 10, facts);
   const auto views = q.Snapshot();
   REQUIRE(views.size() == 1);
@@ -295,7 +295,7 @@ TEST_CASE("slot views are copies: what was freed is what is reported") {
   CHECK(freed->path == "/tmp/spill-11.bin");
   CHECK(freed->path_is_temp);
   CHECK(freed->fetch.tries == 2);
-  CHECK(fixed_text(freed->fetch.etag) == "\"e\"");
+  CHECK(text_of(freed->fetch.etag) == "\"e\"");
   CHECK_FALSE(q.FreeIfReady(*slot, 11));  // already free
 }
 

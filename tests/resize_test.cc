@@ -26,7 +26,7 @@ namespace {
 using vips::VImage;
 using Bytes = std::vector<std::byte>;
 
-void start_vips() { init_vips("resize_test", /*allow_untrusted_formats=*/false); }
+void start_vips() { REQUIRE(init_vips("resize_test", /*allow_untrusted_formats=*/false).ok()); }
 
 Bytes to_bytes(std::string_view text) {
   const auto* data = reinterpret_cast<const std::byte*>(text.data());

@@ -53,8 +53,8 @@ TEST_CASE("a worker's outcome carries the fetch facts published with its job, an
   facts.tries = 3;
   facts.http_status = 200;
   facts.fetch_ms = 1234;
-  set_fixed_text(facts.etag, "\"v7\"");
-  set_fixed_text(facts.last_modified, "Mon, 30 Nov 2026 10:00:26 GMT");
+  (void)copy_whole(facts.etag, "\"v7\"");
+  (void)copy_whole(facts.last_modified, "Mon, 30 Nov 2026 10:00:26 GMT");
   queue.Publish(*slot, facts.bytes, facts);
   JobQueue::SlotId taken;
   REQUIRE(queue.Take(2, std::chrono::milliseconds(0), &taken) == TakeResult::kJob);
@@ -78,8 +78,8 @@ TEST_CASE("a worker's outcome carries the fetch facts published with its job, an
   CHECK(o.fetch.http_status == 200);
   CHECK(o.fetch.bytes == facts.bytes);
   CHECK(o.fetch.fetch_ms == 1234);
-  CHECK(fixed_text(o.fetch.etag) == "\"v7\"");
-  CHECK(fixed_text(o.fetch.last_modified) == "Mon, 30 Nov 2026 10:00:26 GMT");
+  CHECK(text_of(o.fetch.etag) == "\"v7\"");
+  CHECK(text_of(o.fetch.last_modified) == "Mon, 30 Nov 2026 10:00:26 GMT");
   CHECK(fs::exists(options.out_dir / "source_64.jpg"));
   CHECK(queue.Stats().free == 4);  // released after the report
 }

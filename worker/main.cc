@@ -12,15 +12,17 @@
 #include "worker/worker_loop.h"
 
 int main(int argc, char** argv) {
-  auto child = thumbmill::attach_child("worker", argc, argv);
+  using namespace thumbmill;
+  auto child = attach_child(argc, argv);
+  if (!child.ok()) return child_failed_to_start("worker", child.status());
   // Test-only: a worker that cannot start, for the supervisor's give-up rule
   // (tests/fault_test.cc). Read only when set.
   if (std::getenv("THUMBMILL_TEST_WORKER_START_FAILS")) return 1;
   // Before libvips starts: its threads and buffers are held to it too.
-  const std::uint64_t limit_mib = thumbmill::worker_memory_limit_mib(child.args.options.max_decode_mb);
-  if (auto limited = thumbmill::limit_worker_memory(limit_mib << 20); !limited.ok()) {
-    thumbmill::die("worker", limited.ToString(), thumbmill::kChildFatalExit);
-  }
-  thumbmill::init_vips(argv[0], child.args.options.allow_untrusted_formats);
-  return thumbmill::run_worker(child.queue, child.args.options, thumbmill::kResultFd, ::getpid());
+  const std::uint64_t limit_mib = worker_memory_limit_mib(child->args.options.max_decode_mb);
+  if (Status limited = limit_worker_memory(limit_mib << 20); !limited.ok())
+    return child_failed_to_start("worker", limited);
+  if (Status vips = init_vips(argv[0], child->args.options.allow_untrusted_formats); !vips.ok())
+    return child_failed_to_start("worker", vips);  // no point in starting another worker
+  return run_worker(child->queue, child->args.options, kResultFd, ::getpid());
 }

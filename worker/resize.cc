@@ -438,8 +438,9 @@ ResizeSettings ResizeSettings::From(const Options& options) {
   return settings;
 }
 
-void init_vips(const char* argv0, bool allow_untrusted_formats) {
+Status init_vips(const char* argv0, bool allow_untrusted_formats) {
   static std::once_flag once;
+  static Status started;
   std::call_once(once, [&] {
     // libvips allocates and frees pixel buffers of a few hundred KiB for
     // every image. Above glibc's mmap threshold each is a fresh mmap: a
@@ -454,9 +455,8 @@ void init_vips(const char* argv0, bool allow_untrusted_formats) {
     ::setenv("VIPS_WARNING", "0", /*overwrite=*/0);
     if (std::string_view(::getenv("VIPS_WARNING")) != "0") ::unsetenv("VIPS_WARNING");
     if (VIPS_INIT(argv0) != 0) {
-      std::fprintf(stderr, "thumbmill: cannot start libvips: %s\n",
-                   take_vips_error().text.c_str());
-      std::exit(kChildFatalExit);  // no point in starting another worker
+      started = Status(Code::kInternal, "cannot start libvips: " + take_vips_error().text);
+      return;
     }
     // One worker per core already: a libvips thread pool each would
     // oversubscribe the machine.
@@ -467,6 +467,7 @@ void init_vips(const char* argv0, bool allow_untrusted_formats) {
     vips_cache_set_max_files(0);
     vips_block_untrusted_set(allow_untrusted_formats ? FALSE : TRUE);
   });
+  return started;
 }
 
 Result<std::vector<EncodedThumbnail>> make_thumbnails(const ImageSource& source,

@@ -48,9 +48,9 @@ struct ImageSource {
 
 /// Starts libvips for this process: one libvips thread, no operation cache,
 /// untrusted loaders blocked unless allowed. Call once per process, after it
-/// started (never before a fork); later calls do nothing. Ends the process
-/// with exit status 3 and a message if libvips cannot start.
-void init_vips(const char* argv0, bool allow_untrusted_formats);
+/// started (never before a fork); later calls return the first one's result.
+/// kInternal with libvips's message if libvips cannot start.
+[[nodiscard]] Status init_vips(const char* argv0, bool allow_untrusted_formats);
 
 /// Makes every size in `settings.sizes`, in that order. Never upscales: a
 /// source smaller than a size comes out at its own size. Output is 8-bit

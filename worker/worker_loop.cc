@@ -29,7 +29,7 @@ std::uint32_t ms_since(Clock::time_point start) {
 
 void set_error(ResizeOutcome& out, const Status& status) {
   out.code = static_cast<std::uint32_t>(status.code());
-  std::strncpy(out.error, status.message().c_str(), sizeof out.error - 1);
+  copy_text(out.error, status.message());  // a long message is cut, visibly
 }
 
 /// Writes every thumbnail or none: on a failure the ones already written
@@ -40,6 +40,11 @@ Status write_outputs(const std::vector<EncodedThumbnail>& thumbs, const std::str
   if (thumbs.size() > plan.count() || thumbs.size() > kMaxOutputs)
     return Status(Code::kInternal, "more thumbnails than sizes");
   std::vector<std::filesystem::path> written;
+  // finalize_options refuses more sizes, here too; this guard keeps a
+  // mismatch from ever writing past `outputs` (and leaves no files behind).
+  if (thumbs.size() > kMaxOutputs)
+    return Status(Code::kInternal, std::to_string(thumbs.size()) + " thumbnails for a record of " +
+                                       std::to_string(kMaxOutputs));
   for (std::size_t i = 0; i < thumbs.size(); ++i) {
     const EncodedThumbnail& t = thumbs[i];
     const auto path = plan.final_path(stem, i);
@@ -81,11 +86,14 @@ ResizeOutcome process(JobQueue& queue, JobQueue::SlotId id, const Options& optio
   out.source_id = job.source_id;
   out.attempt = job.attempt;
   out.fetch = job.fetch;
-  maybe_fault_for_test(job.stem);
+  // Read within their arrays: a slot is memory other processes write.
+  const std::string stem(text_of(job.stem));
+  const std::string path(text_of(job.path));
+  maybe_fault_for_test(stem.c_str());
 
   ImageSource source;
-  if (job.path[0]) {
-    source.path = job.path;
+  if (!path.empty()) {
+    source.path = path;
     std::error_code ec;
     out.body_bytes = std::filesystem::file_size(source.path, ec);
   } else {
@@ -100,7 +108,7 @@ ResizeOutcome process(JobQueue& queue, JobQueue::SlotId id, const Options& optio
   if (!thumbs.ok() && is_out_of_memory(thumbs.status()) && worker_memory_limited()) {
     exit_out_of_memory(thumbs.status().message());
   }
-  Status status = thumbs.ok() ? write_outputs(*thumbs, job.stem, options, out) : thumbs.status();
+  Status status = thumbs.ok() ? write_outputs(*thumbs, stem, options, out) : thumbs.status();
   out.resize_ms = ms_since(start);
   if (!status.ok()) {
     out.output_count = 0;
@@ -115,7 +123,7 @@ bool handle_job(JobQueue& queue, JobQueue::SlotId id, const Options& options, in
   const ResizeOutcome out = process(queue, id, options);
   if (!write_record(result_fd, MessageType::kResizeOutcome, out).ok()) return false;
   // A spilled body's file is ours to remove once the job is done with.
-  const std::string temp_path = queue.slot(id).path_is_temp ? queue.slot(id).path : "";
+  const std::string temp_path = queue.slot(id).path_is_temp ? std::string(text_of(queue.slot(id).path)) : "";
   queue.Release(id);
   if (!temp_path.empty()) ::unlink(temp_path.c_str());
   return true;
