@@ -34,6 +34,18 @@ JobQueue::SlotId produce(JobQueue& q, std::uint64_t id, std::uint64_t size) {
   return *slot;
 }
 
+/// Waits until `condition` holds, up to `limit`. For conditions another
+/// thread or process brings about (a sleeper being counted), not for time.
+template <class Condition>
+bool wait_until(Condition condition, std::chrono::milliseconds limit = 30'000ms) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::yield();
+  }
+  return true;
+}
+
 std::uint64_t take_id(JobQueue& q, JobQueue::SlotId* slot) {
   REQUIRE(q.Take(2, 0ms, slot) == TakeResult::kJob);
   return q.slot(*slot).source_id;
@@ -189,12 +201,12 @@ TEST_CASE("a blocked consumer wakes when a job is published from another thread"
   HeapQueueMemory mem(4, 64 * 1024);
   JobQueue& q = mem.queue();
   std::thread producer([&] {
-    std::this_thread::sleep_for(50ms);
+    // Publish only once the consumer is counted asleep, so it must be woken.
+    REQUIRE(wait_until([&] { return q.wakeups().items_waiters == 1; }));
     produce(q, 42, 100);
   });
   JobQueue::SlotId slot;
-  TakeResult r = TakeResult::kTimeout;
-  for (int i = 0; i < 20 && r != TakeResult::kJob; ++i) r = q.Take(2, 500ms, &slot);
+  const TakeResult r = q.Take(2, 60'000ms, &slot);
   producer.join();
   REQUIRE(r == TakeResult::kJob);
   CHECK(q.slot(slot).source_id == 42);
@@ -351,7 +363,7 @@ TEST_CASE("a consumer killed while waiting does not stall the others") {
       for (;;) q.Take(getpid(), 10'000ms, &slot);
       return true;
     }));
-  std::this_thread::sleep_for(100ms);  // let them block in the semaphore
+  REQUIRE(wait_until([&] { return q.wakeups().items_waiters == 4; }));  // all four asleep in Take
   for (pid_t p : idle) {
     ::kill(p, SIGKILL);
     wait_exit(p);

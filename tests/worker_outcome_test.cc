@@ -35,7 +35,7 @@ struct TempDir {
 }  // namespace
 
 TEST_CASE("a worker's outcome carries the fetch facts published with its job, and its resize time") {
-  init_vips("worker_outcome_test", false);
+  REQUIRE(init_vips("worker_outcome_test", false).ok());
   TempDir dir;
   const fs::path image = dir.path / "source.png";
   vips::VImage::black(120, 80).write_to_file(image.c_str());
