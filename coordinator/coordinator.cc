@@ -2,6 +2,7 @@
 
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
@@ -69,7 +70,7 @@ Result<Pipeline> make_process_pipeline(const Options& options) {
   if (Status st = p.segment->Reserve(0, JobQueue::RequiredBytes(slots, 0)); !st.ok()) return st;
   p.queue = JobQueue::Create(p.segment->data(), p.segment->size(), slots, arena, Placement::kShared);
   p.crew = std::make_unique<ProcessCrew>(downloader, worker,
-                                         child_arguments(p.segment->name(), options, p.temp_dir.path()));
+                                         child_command(p.segment->name(), options, p.temp_dir.path()));
   p.workers = std::max(1, options.workers);
   return p;
 }
@@ -830,6 +831,9 @@ int coordinator_main(int argc, char** argv, const PipelineMaker& make_pipeline) 
     return kExitUsage;
   }
   ::signal(SIGPIPE, SIG_IGN);
+  // `top` and `pgrep thumbmill` find the whole run: the children are
+  // thumbmill-dl and thumbmill-w1..N (process_crew.h).
+  ::prctl(PR_SET_NAME, "thumbmill", 0, 0, 0);
 
   auto list = open_list_feed(options.list_path);
   if (!list.ok()) {

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -9,6 +10,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <set>
+#include <string_view>
 
 #include <boost/process/args.hpp>
 #include <boost/process/child.hpp>
@@ -27,6 +30,7 @@ struct ChildSetup : bp::extend::handler {
   pid_t parent;
   int request_fd;
   int result_fd;
+  int options_fd;
 
   template <class Executor>
   void on_exec_setup(Executor&) const {
@@ -40,20 +44,22 @@ struct ChildSetup : bp::extend::handler {
     // Move both ends out of the way first: either may already sit on 3 or 4.
     const int request = request_fd >= 0 ? ::fcntl(request_fd, F_DUPFD_CLOEXEC, 10) : -1;
     const int result = ::fcntl(result_fd, F_DUPFD_CLOEXEC, 10);
-    if (result < 0 || (request_fd >= 0 && request < 0)) ::_exit(kChildFatalExit);
+    const int options = ::fcntl(options_fd, F_DUPFD_CLOEXEC, 10);
+    if (result < 0 || options < 0 || (request_fd >= 0 && request < 0)) ::_exit(kChildFatalExit);
     if (request >= 0 && ::dup2(request, kRequestFd) < 0) ::_exit(kChildFatalExit);  // dup2 clears close-on-exec
     if (::dup2(result, kResultFd) < 0) ::_exit(kChildFatalExit);
-    // The child gets 0-2, kRequestFd (downloader only) and kResultFd, and
-    // nothing else, whatever the coordinator had open without
+    if (::dup2(options, kOptionsFd) < 0) ::_exit(kChildFatalExit);
+    // The child gets 0-2, kRequestFd (downloader only), kResultFd and
+    // kOptionsFd (which it closes once read), and nothing else, whatever the coordinator had open without
     // close-on-exec (an inherited fd, a library's file). Marked
     // close-on-exec rather than closed, so that Boost.Process's own pipe,
     // which reports a failed exec to the parent, lives until the exec.
-    static_assert(kRequestFd < kResultFd);
+    static_assert(kRequestFd < kResultFd && kResultFd < kOptionsFd);
     if (request < 0) ::fcntl(kRequestFd, F_SETFD, FD_CLOEXEC);  // EBADF when none: fine
-    if (::close_range(kResultFd + 1, ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
+    if (::close_range(kOptionsFd + 1, ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
       if (errno != EINVAL && errno != ENOSYS) ::_exit(kChildFatalExit);
       // Kernels before 5.11 (no CLOSE_RANGE_CLOEXEC) or 5.9 (no close_range).
-      for (int fd = kResultFd + 1; fd < 65536; ++fd) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+      for (int fd = kOptionsFd + 1; fd < 65536; ++fd) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
     }
   }
 };
@@ -73,31 +79,71 @@ std::string ChildExit::Describe() const {
 }
 
 ProcessCrew::ProcessCrew(std::filesystem::path downloader_exe, std::filesystem::path worker_exe,
-                         std::vector<std::string> args)
-    : downloader_exe_(std::move(downloader_exe)), worker_exe_(std::move(worker_exe)), args_(std::move(args)) {}
+                         ChildCommand command)
+    : downloader_exe_(std::move(downloader_exe)), worker_exe_(std::move(worker_exe)), command_(std::move(command)) {}
 
 ProcessCrew::~ProcessCrew() {
   // Last resort on a fatal path; an orderly run has reaped everyone already.
-  for (const auto& [pid, role] : children_) ::kill(pid, SIGKILL);
-  for (const auto& [pid, role] : children_) ::waitpid(pid, nullptr, 0);
+  for (const auto& [pid, member] : children_) ::kill(pid, SIGKILL);
+  for (const auto& [pid, member] : children_) ::waitpid(pid, nullptr, 0);
+}
+
+Result<int> ProcessCrew::OptionsFd() {
+  if (options_fd_.valid()) return options_fd_.get();
+  UniqueFd fd(::memfd_create("thumbmill-options", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+  if (!fd.valid()) return Status::FromErrno("cannot hand the options to children: memfd_create");
+  std::string_view text = command_.options_json;
+  while (!text.empty()) {
+    const ssize_t n = ::write(fd.get(), text.data(), text.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Status::FromErrno("cannot hand the options to children: write");
+    text.remove_prefix(static_cast<std::size_t>(n));
+  }
+  // Sealed: no child can change what the others read.
+  if (::fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) != 0)
+    return Status::FromErrno("cannot hand the options to children: seal");
+  options_fd_ = std::move(fd);
+  return options_fd_.get();
+}
+
+std::string ProcessCrew::TitleFor(Role role, int* index) const {
+  *index = 0;
+  if (role == Role::kDownloader) return "downloader";
+  // The lowest number no running worker has: names stay 1..N across restarts.
+  std::set<int> taken;
+  for (const auto& [pid, member] : children_)
+    if (member.role == Role::kWorker) taken.insert(member.index);
+  *index = 1;
+  while (taken.count(*index)) ++*index;
+  return "worker " + std::to_string(*index);
 }
 
 Result<std::int32_t> ProcessCrew::Start(Role role, int request_fd, int result_fd) {
   const auto& exe = role == Role::kDownloader ? downloader_exe_ : worker_exe_;
+  auto close_ends = [&] {
+    if (request_fd >= 0) ::close(request_fd);
+    ::close(result_fd);
+  };
+  auto options_fd = OptionsFd();
+  if (!options_fd.ok()) {
+    close_ends();
+    return options_fd.status();
+  }
+  int index = 0;
+  std::vector<std::string> args = command_.args;
+  for (std::string& a : child_title_arguments(TitleFor(role, &index))) args.push_back(std::move(a));
   pid_t pid = -1;
   try {
-    bp::child child(bp::exe = exe.string(), bp::args = args_, ChildSetup{{}, ::getpid(), request_fd, result_fd});
+    bp::child child(bp::exe = exe.string(), bp::args = args,
+                    ChildSetup{{}, ::getpid(), request_fd, result_fd, *options_fd});
     pid = child.id();
     child.detach();  // reaped by Reap(), never by Boost.Process
   } catch (const std::exception& e) {
-    pid = -1;
-    if (request_fd >= 0) ::close(request_fd);
-    ::close(result_fd);
+    close_ends();
     return Status(Code::kInternal, "cannot start " + exe.string() + ": " + e.what());
   }
-  if (request_fd >= 0) ::close(request_fd);
-  ::close(result_fd);
-  children_.emplace(pid, role);
+  close_ends();
+  children_.emplace(pid, Member{role, index});
   return static_cast<std::int32_t>(pid);
 }
 
@@ -112,7 +158,7 @@ std::vector<ChildExit> ProcessCrew::Reap() {
     if (it == children_.end()) continue;
     ChildExit e;
     e.id = pid;
-    e.role = it->second;
+    e.role = it->second.role;
     e.signaled = WIFSIGNALED(status);
     e.signal = e.signaled ? WTERMSIG(status) : 0;
     e.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 0;

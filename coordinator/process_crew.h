@@ -10,8 +10,12 @@
 //     only the coordinator, which then stops the run in order;
 //   - starts with an empty signal mask (the coordinator blocks the signals it
 //     reads through a signalfd);
-//   - inherits no descriptor but 0, 1, 2 and its two pipe ends (3 and 4):
-//     everything else the coordinator opens is close-on-exec.
+//   - inherits no descriptor but 0, 1, 2, its two pipe ends (3 and 4) and
+//     the run's options (5: a sealed memfd it reads once and closes), so its
+//     command line is short and readable in `ps`;
+//   - is named after its role: "thumbmill: worker 3" in `ps` and `top -c`,
+//     thumbmill-w3 in `top` (workers are numbered 1..N, a replacement takes
+//     the number of the one it replaces).
 #pragma once
 
 #include <filesystem>
@@ -20,14 +24,15 @@
 #include <vector>
 
 #include "coordinator/crew.h"
+#include "shared/fd_io.h"
+#include "shared/process_setup.h"
 
 namespace thumbmill {
 
 class ProcessCrew : public Crew {
  public:
-  /// `args` are appended to every child's command line (segment, options).
-  ProcessCrew(std::filesystem::path downloader_exe, std::filesystem::path worker_exe,
-              std::vector<std::string> args);
+  /// `command` gives every child's arguments and the options it reads.
+  ProcessCrew(std::filesystem::path downloader_exe, std::filesystem::path worker_exe, ChildCommand command);
   ~ProcessCrew() override;
 
   Result<std::int32_t> Start(Role role, int request_fd, int result_fd) override;
@@ -38,8 +43,18 @@ class ProcessCrew : public Crew {
  private:
   std::filesystem::path downloader_exe_;
   std::filesystem::path worker_exe_;
-  std::vector<std::string> args_;
-  std::map<pid_t, Role> children_;
+  struct Member {
+    Role role;
+    int index;  // workers: 1..N; 0 for the downloader
+  };
+  /// The sealed memfd of the options JSON, made at the first Start.
+  Result<int> OptionsFd();
+  /// "downloader", or "worker N" with the lowest N no running worker has.
+  std::string TitleFor(Role role, int* index) const;
+
+  ChildCommand command_;
+  UniqueFd options_fd_;
+  std::map<pid_t, Member> children_;
 };
 
 /// Finds a helper executable (downloader, worker) of the running

@@ -4,7 +4,10 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 
 #include <CLI/CLI.hpp>
 
@@ -17,10 +20,52 @@ int child_failed_to_start(const char* role, const Status& status) {
   return kChildFatalExit;
 }
 
-std::vector<std::string> child_arguments(const std::string& segment, const Options& options,
-                                         const std::string& temp_dir) {
-  return {"--segment", segment, "--options", options_to_json(options), "--temp-dir", temp_dir};
+ChildCommand child_command(const std::string& segment, const Options& options, const std::string& temp_dir) {
+  return {{"--segment", segment, "--temp-dir", temp_dir}, options_to_json(options)};
 }
+
+std::vector<std::string> child_title_arguments(const std::string& title) { return {"--title", title}; }
+
+std::string child_comm(const std::string& title) {
+  constexpr std::string_view kWorker = "worker ";
+  if (title.rfind(kWorker, 0) == 0) return ("thumbmill-w" + title.substr(kWorker.size())).substr(0, 15);
+  if (title == "downloader") return "thumbmill-dl";
+  return ("thumbmill-" + title).substr(0, 15);
+}
+
+namespace {
+
+/// The whole of descriptor `fd`, read from offset 0 (the descriptor may be
+/// shared with other children: pread leaves its offset alone).
+Result<std::string> read_whole(int fd) {
+  std::string text;
+  char buffer[4096];
+  for (off_t at = 0;;) {
+    const ssize_t n = ::pread(fd, buffer, sizeof buffer, at);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Status::FromErrno("cannot read the options on descriptor " + std::to_string(fd));
+    if (n == 0) return text;
+    text.append(buffer, static_cast<std::size_t>(n));
+    at += n;
+  }
+}
+
+/// Names this process "thumbmill: <title>" for ps and top -c (argv rewritten
+/// in place: the strings of argv are contiguous, and what they spanned is
+/// all there is to write in) and thumbmill-... for top (comm).
+void set_process_title(int argc, char** argv, const std::string& title) {
+  ::prctl(PR_SET_NAME, child_comm(title).c_str(), 0, 0, 0);
+  if (argc < 1) return;
+  char* begin = argv[0];
+  char* end = argv[argc - 1] + std::strlen(argv[argc - 1]);  // the last NUL
+  const std::string text = "thumbmill: " + title;
+  const std::size_t room = static_cast<std::size_t>(end - begin);
+  const std::size_t n = std::min(text.size(), room);
+  std::memcpy(begin, text.data(), n);
+  std::memset(begin + n, 0, room - n + 1);
+}
+
+}  // namespace
 
 Result<AttachedChild> attach_child(int argc, char** argv) {
   // The coordinator armed PR_SET_PDEATHSIG before exec; if it died before
@@ -29,19 +74,22 @@ Result<AttachedChild> attach_child(int argc, char** argv) {
   ::signal(SIGPIPE, SIG_IGN);
 
   ChildArgs args;
-  std::string options_json;
   CLI::App app("thumbmill child (started by coordinator)");
   app.add_option("--segment", args.segment, "shared-memory segment name")->required();
-  app.add_option("--options", options_json, "run options as JSON")->required();
   app.add_option("--temp-dir", args.temp_dir, "the run's temp directory");
+  app.add_option("--title", args.title, "what ps and top call this process")->required();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return Status(Code::kInvalidArgument, std::string("bad arguments: ") + e.what());
   }
-  auto options = options_from_json(options_json);
+  auto options_json = read_whole(kOptionsFd);
+  ::close(kOptionsFd);  // read once; children hold only 0-4 while they run
+  if (!options_json.ok()) return options_json.status();
+  auto options = options_from_json(*options_json);
   if (!options.ok()) return options.status();
   args.options = std::move(options.value());
+  set_process_title(argc, argv, args.title);
 
   auto segment = SharedSegment::Open(args.segment);
   if (!segment.ok()) return segment.status();

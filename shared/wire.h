@@ -36,6 +36,7 @@ inline constexpr int kChildFatalExit = 78;
 /// The file descriptors children are given, whatever the parent used.
 inline constexpr int kRequestFd = 3;  // downloader: FetchRequests in
 inline constexpr int kResultFd = 4;   // all children: outcomes out
+inline constexpr int kOptionsFd = 5;  // all children: the run's options (JSON), read and closed at start
 
 enum class MessageType : std::uint32_t {
   kFetchRequest = 1,

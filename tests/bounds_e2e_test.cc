@@ -144,3 +144,51 @@ TEST_CASE("children hold only fds 0-4 and what they open themselves, never a fil
   REQUIRE(::kill(run.pid(), SIGTERM) == 0);
   CHECK(run.Wait(60) == 130);
 }
+
+TEST_CASE("children are named in ps and top ('thumbmill: worker 2', comm thumbmill-w2), with no options in argv") {
+  ScratchDir work("names");
+  std::string list;
+  for (int i = 0; i < 2; ++i) {
+    const fs::path source = work / ("hangme" + std::to_string(i) + ".jpg");
+    write_file(source, "each worker hangs on one of these");
+    list += source.string() + "\n";
+  }
+  write_file(work / "list.txt", list);
+  fs::create_directories(work / "tmp");
+  Background run({exe("coordinator", "coordinator").string(), "--workers", "2", "--quiet", "--job-timeout", "600",
+                  "--quality", "77", "--out", (work / "out").string(), (work / "list.txt").string()},
+                 {{"THUMBMILL_TEST_HANG_ON", "hangme"}, {"TMPDIR", (work / "tmp").string()}});
+  auto read = [](pid_t pid, const std::string& what) { return read_file("/proc/" + std::to_string(pid) + "/" + what); };
+  std::map<std::string, std::string> titles;  // comm -> command line, of attached children
+  const bool up = eventually([&] {
+    titles.clear();
+    for (pid_t child : children_of(run.pid())) {
+      bool attached = false;
+      for (const auto& [fd, target] : fds_of(child)) attached |= has_prefix(target, "/dev/shm/thumbmill-");
+      if (!attached) continue;
+      std::string comm = read(child, "comm");
+      if (!comm.empty() && comm.back() == '\n') comm.pop_back();
+      titles[comm] = read(child, "cmdline");
+    }
+    return titles.size() == 3;
+  });
+  INFO(run.err());
+  REQUIRE(up);
+  std::string coordinator_comm = read(run.pid(), "comm");
+  CHECK(coordinator_comm == "thumbmill\n");
+  const std::map<std::string, std::string> expected = {
+      {"thumbmill-dl", "thumbmill: downloader"}, {"thumbmill-w1", "thumbmill: worker 1"}, {"thumbmill-w2", "thumbmill: worker 2"}};
+  for (const auto& [comm, title] : expected) {
+    CAPTURE(comm);
+    REQUIRE(titles.count(comm) == 1);
+    const std::string& cmdline = titles[comm];
+    CAPTURE(cmdline);
+    CHECK(has_prefix(cmdline, title));
+    // The options travel on a descriptor: no JSON, no option value in argv.
+    CHECK(cmdline.find('{') == std::string::npos);
+    CHECK(cmdline.find("quality") == std::string::npos);
+  }
+  REQUIRE(::kill(run.pid(), SIGTERM) == 0);
+  REQUIRE(::kill(run.pid(), SIGTERM) == 0);
+  CHECK(run.Wait(60) == 130);
+}
