@@ -411,3 +411,25 @@ TEST_CASE("processes, threads and the sequential baseline write byte-identical t
   threads.CheckClean();
   sequential.CheckClean();
 }
+
+TEST_CASE("every report a test reads is checked against the report's schema, which refuses what a report must not say") {
+  ScratchDir work("schema");
+  const json good = {{"url", "http://127.0.0.1/a.jpg"}, {"line", 1}, {"status", "ok"},
+                     {"outputs", json::array({{{"path", "t/a_32.jpg"}, {"width", 32}, {"height", 24}, {"bytes", 900}}})},
+                     {"bytes_downloaded", 1000}, {"attempts", 1}, {"fetch_attempts", 1}, {"http_status", 200},
+                     {"ms", 5}, {"fetch_ms", 2}, {"resize_ms", 3}};
+  write_file(work / "good.jsonl", good.dump() + "\n");
+  CHECK(read_report(work / "good.jsonl").size() == 1);
+  std::vector<std::pair<std::string, json>> bad;
+  bad.push_back({"failed without error_code", [&] { json e = good; e["status"] = "failed"; e["outputs"] = json::array(); e["error"] = "x"; return e; }()});
+  bad.push_back({"an unknown error_code", [&] { json e = good; e["status"] = "failed"; e["outputs"] = json::array(); e["error"] = "x"; e["error_code"] = "oops"; return e; }()});
+  bad.push_back({"ok with an error", [&] { json e = good; e["error"] = "x"; return e; }()});
+  bad.push_back({"a field no version has", [&] { json e = good; e["extra"] = 1; return e; }()});
+  bad.push_back({"a missing field", [&] { json e = good; e.erase("fetch_ms"); return e; }()});
+  bad.push_back({"an output without its size", [&] { json e = good; e["outputs"][0].erase("width"); return e; }()});
+  for (const auto& [what, entry] : bad) {
+    CAPTURE(what);
+    write_file(work / "bad.jsonl", good.dump() + "\n" + entry.dump() + "\n");
+    CHECK_THROWS(read_report(work / "bad.jsonl"));
+  }
+}

@@ -224,6 +224,15 @@ std::vector<nlohmann::json> read_report(const std::filesystem::path& path) {
   std::string line;
   while (std::getline(in, line))
     if (!line.empty()) entries.push_back(nlohmann::json::parse(line));
+  // Every report a test reads is held to the documented schema
+  // (coordinator/report.schema.json). Debian's python3, where scripts/setup
+  // installs python3-jsonschema; a checker that cannot run is a failure.
+  if (!entries.empty()) {
+    const CommandResult check =
+        run_command({"/usr/bin/python3", (source_dir() / "scripts" / "check-report").string(), path.string()});
+    if (check.exit_code != 0)
+      throw std::runtime_error("report " + path.string() + " does not match its schema:\n" + check.out + check.err);
+  }
   return entries;
 }
 
