@@ -2,7 +2,7 @@
 // (--job-timeout covers those): a downloader must show signs of life while
 // it has transfers due, and at the end of a run a child with nothing left to
 // do must exit. Both are plain values over an injected time, so their rules
-// are tested without sleeping; the loop (coordinator.cc) applies them.
+// are tested without sleeping; the loop (supervision.cc) applies them.
 #pragma once
 
 #include <signal.h>

@@ -1,6 +1,6 @@
 // Crew: the children of one run, as the coordinator's loop sees them.
 //
-// The loop (coordinator.cc) is policy: what to start, when to requeue, when
+// The loop (run_loop.h) is policy: what to start, when to requeue, when
 // to stop. A Crew is mechanism: start a child wired to two pipe ends, say
 // which children have ended and what they cost. ProcessCrew (process_crew.h)
 // makes them processes; the threaded build makes them threads. The loop

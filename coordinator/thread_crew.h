@@ -4,7 +4,7 @@
 // same queue code (placed in ordinary memory by make_thread_pipeline), wired
 // to the coordinator with the same pipes. Only what a process can do and a
 // thread cannot differs: a thread cannot be killed alone (Kill returns
-// false: a job past --job-timeout ends the run with exit 3, coordinator.cc),
+// false: a job past --job-timeout ends the run with exit 3, supervision.cc),
 // and a crash takes the whole run.
 //
 // Threads are named "downloader" and "worker", so `top -H` shows them as

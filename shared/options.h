@@ -2,6 +2,10 @@
 // LevelDB's options.h). The coordinator parses them from the command line;
 // it hands them to its children as one JSON argument, so the downloader and
 // the workers read exactly the values the coordinator validated.
+//
+// Defined in: option_values.cc (the value parsers), command_line.cc (CLI11
+// and the help text), options.cc (finalize_options), options_json.cc (the
+// JSON form); the ranges of the integer options are in option_limits.h.
 #pragma once
 
 #include <cstddef>

@@ -1,0 +1,53 @@
+// The JSON form of Options handed to child processes, and back
+// (nlohmann::json). Sizes travel as labels and the format as its name, so
+// the JSON reads like the command line.
+#include <stdexcept>
+
+#include <nlohmann/json.hpp>
+
+#include "shared/option_limits.h"
+#include "shared/options.h"
+
+namespace thumbmill {
+
+void to_json(nlohmann::json& j, const SizeSpec& size) { j = size.label(); }
+
+void from_json(const nlohmann::json& j, SizeSpec& size) {
+  Result<SizeSpec> parsed = parse_size(j.get<std::string>());
+  if (!parsed.ok()) throw std::invalid_argument("sizes: " + parsed.status().message());
+  size = *parsed;
+}
+
+void to_json(nlohmann::json& j, const Format& format) { j = format_name(format); }
+
+void from_json(const nlohmann::json& j, Format& format) {
+  Result<Format> parsed = parse_format(j.get<std::string>());
+  if (!parsed.ok()) throw std::invalid_argument("format: " + parsed.status().message());
+  format = *parsed;
+}
+
+// Strict: a field missing from the JSON is an error, so a coordinator and a
+// child built from different sources cannot silently disagree.
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Options, list_path, out_dir, sizes, format, quality, workers,
+                                   downloads, queue_mb, max_bytes, max_pixels,
+                                   max_decode_mb, allow_untrusted_formats, report_path, connect_timeout_s,
+                                   transfer_timeout_s, stall_timeout_s, max_redirects,
+                                   fetch_attempts, job_timeout_s, force, fsync, progress, quiet,
+                                   deny_private, no_local)
+
+std::string options_to_json(const Options& options) { return nlohmann::json(options).dump(); }
+
+Result<Options> options_from_json(std::string_view json) {
+  Options options;
+  try {
+    nlohmann::json::parse(json).get_to(options);
+  } catch (const std::exception& e) {  // nlohmann::json::exception or std::invalid_argument
+    return invalid_option(std::string("options JSON: ") + e.what());
+  }
+  if (Status status = finalize_options(options); !status.ok()) {
+    return invalid_option("options JSON: " + status.message());
+  }
+  return options;
+}
+
+}  // namespace thumbmill
