@@ -6,7 +6,7 @@
 // the job was published, else a code and a short human reason ("HTTP 404 Not
 // Found", "connection refused (after 3 tries)").
 //
-// Where a body goes (see fetcher.cc for the details):
+// Where a body goes (see downloader/body.h for the details):
 //   - into an arena extent reserved at its first bytes (Content-Length bytes
 //     when known, else a guess that doubles with Grow);
 //   - when the queue has no slot or room now, the transfer is paused (the
