@@ -392,7 +392,10 @@ TEST_CASE("processes, threads and the sequential baseline write byte-identical t
     }
   }
   // The same report, but for timings and where the files went.
-  auto normalised = [](const Run& run) {
+  // libvips keeps one error buffer per process: threads resizing at once
+  // may take each other's message, so for the threaded build the failure's
+  // code is compared and its text is not (README: threaded build).
+  auto normalised = [](const Run& run, bool error_text = true) {
     std::map<std::string, json> m;
     const auto entries = read_report(run.report);
     CHECK(entries.size() == 15);  // 12 photos, the drawing, the 404, the truncated one
@@ -400,12 +403,13 @@ TEST_CASE("processes, threads and the sequential baseline write byte-identical t
       e.erase("ms");
       e.erase("fetch_ms");
       e.erase("resize_ms");
+      if (!error_text) e.erase("error");
       for (auto& o : e["outputs"]) o["path"] = fs::path(o["path"].get<std::string>()).filename().string();
       m[e["url"]] = e;
     }
     return m;
   };
-  CHECK(normalised(threads) == normalised(processes));
+  CHECK(normalised(threads, false) == normalised(processes, false));
   CHECK(normalised(sequential) == normalised(processes));
   processes.CheckClean();
   threads.CheckClean();
