@@ -136,7 +136,13 @@ Status too_many_sizes(std::size_t count) {
                         std::to_string(kMaxSizes) + " are allowed");
 }
 
-std::string quoted(std::string_view text) { return "'" + std::string(text) + "'"; }
+// Built with += : GCC 12 warns falsely (-Wrestrict) about "'" + std::string.
+std::string quoted(std::string_view text) {
+  std::string out = "'";
+  out += text;
+  out += '\'';
+  return out;
+}
 
 std::string range_text(const IntLimit& limit) {
   return std::to_string(limit.min) + "-" + std::to_string(limit.max);
@@ -162,7 +168,10 @@ bool known_format(Format format) {
 
 std::string SizeSpec::label() const {
   std::string text = std::to_string(width);
-  if (height != 0) text += "x" + std::to_string(height);
+  if (height != 0) {
+    text += 'x';
+    text += std::to_string(height);
+  }
   return text;
 }
 
