@@ -145,7 +145,7 @@ struct Run {
     }
     return m;
   }
-  std::size_t Done() const { return fs::exists(report) ? read_report(report).size() : 0; }
+  std::size_t Done() const { return fs::exists(report) ? read_report(report, ReportCheck::kNone).size() : 0; }
 };
 
 }  // namespace

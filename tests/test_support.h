@@ -98,8 +98,14 @@ std::vector<pid_t> children_of(pid_t parent);
 std::pair<int, int> image_size(const std::filesystem::path& path);
 
 std::string read_file(const std::filesystem::path& path);
+/// Whether read_report holds a report to its schema.
+enum class ReportCheck {
+  kSchema,  // every entry validated (scripts/check-report); throws when one is not
+  kNone,    // for polling a report while its run goes on (validating costs a process)
+};
+
 /// The entries of a --report file, one JSON object per line.
-std::vector<nlohmann::json> read_report(const std::filesystem::path& path);
+std::vector<nlohmann::json> read_report(const std::filesystem::path& path, ReportCheck check = ReportCheck::kSchema);
 void write_file(const std::filesystem::path& path, const std::string& text);
 
 }  // namespace thumbmill::testing
