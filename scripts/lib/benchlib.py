@@ -429,7 +429,12 @@ def log_tail(path, lines=15):
 
 
 def count_files(directory):
-    return sum(1 for p in Path(directory).rglob("*") if p.is_file() and not p.name.startswith("."))
+    """Thumbnails written under `directory`: files whose path has no hidden
+    part (not thumbmill's own .thumbmill/ manifest and stem claims, nor a
+    temp file)."""
+    root = Path(directory)
+    return sum(1 for p in root.rglob("*")
+               if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts))
 
 
 def check_run(name, m, out_dir=None, expected_files=None):
