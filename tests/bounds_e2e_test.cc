@@ -160,6 +160,7 @@ TEST_CASE("children are named in ps and top ('thumbmill: worker 2', comm thumbmi
                  {{"THUMBMILL_TEST_HANG_ON", "hangme"}, {"TMPDIR", (work / "tmp").string()}});
   auto read = [](pid_t pid, const std::string& what) { return read_file("/proc/" + std::to_string(pid) + "/" + what); };
   std::map<std::string, std::string> titles;  // comm -> command line, of attached children
+  std::map<std::string, pid_t> pids;           // comm -> pid
   const bool up = eventually([&] {
     titles.clear();
     for (pid_t child : children_of(run.pid())) {
@@ -169,6 +170,7 @@ TEST_CASE("children are named in ps and top ('thumbmill: worker 2', comm thumbmi
       std::string comm = read(child, "comm");
       if (!comm.empty() && comm.back() == '\n') comm.pop_back();
       titles[comm] = read(child, "cmdline");
+      pids[comm] = child;
     }
     return titles.size() == 3;
   });
@@ -188,7 +190,10 @@ TEST_CASE("children are named in ps and top ('thumbmill: worker 2', comm thumbmi
     CHECK(cmdline.find('{') == std::string::npos);
     CHECK(cmdline.find("quality") == std::string::npos);
   }
+  // Stop: the first SIGTERM drains (the downloader goes), the second kills
+  // the stuck workers. (Two signals sent at once would be read as one.)
   REQUIRE(::kill(run.pid(), SIGTERM) == 0);
+  REQUIRE(eventually([&] { return ::kill(pids["thumbmill-dl"], 0) != 0; }));
   REQUIRE(::kill(run.pid(), SIGTERM) == 0);
   CHECK(run.Wait(60) == 130);
 }
