@@ -26,17 +26,6 @@ fs::path exe(const char* dir, const char* name) { return build_dir() / dir / nam
 
 std::string nine_sizes() { return "10,20,30,40,50,60,70,80,90"; }
 
-/// Polls `done` until it holds or 60 s pass.
-template <class F>
-bool eventually(F done) {
-  const auto deadline = std::chrono::steady_clock::now() + 60s;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(20ms);
-  }
-  return true;
-}
-
 std::string link_of(const fs::path& path) {
   std::error_code ec;
   const fs::path target = fs::read_symlink(path, ec);

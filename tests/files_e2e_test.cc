@@ -85,17 +85,6 @@ std::vector<pid_t> threads_of(pid_t pid) {
   return ids;
 }
 
-/// Waits until `pred` holds, up to 30 s.
-template <class F>
-bool eventually(F pred) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return pred();
-}
-
 }  // namespace
 
 TEST_CASE("a run never writes through symlinks planted at the writers' temp names in --out") {

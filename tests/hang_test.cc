@@ -53,36 +53,6 @@ Photos& photos() {
   return p;
 }
 
-/// Waits until `pred` holds, up to `timeout`.
-template <class F>
-bool eventually(F pred, std::chrono::milliseconds timeout = 10'000ms) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(5ms);
-  }
-  return pred();
-}
-
-/// The state letter of /proc/<pid>/stat: 'R' running, 'S' sleeping, 'T' stopped.
-char process_state(pid_t pid) {
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  std::getline(stat, line);
-  const auto close = line.rfind(')');
-  return close == std::string::npos || close + 2 >= line.size() ? '?' : line[close + 2];
-}
-
-/// Live processes running `binary` whose parent is `parent`.
-std::vector<pid_t> children_running(pid_t parent, const fs::path& binary) {
-  std::vector<pid_t> out;
-  for (pid_t pid : children_of(parent)) {
-    std::error_code ec;
-    if (fs::read_symlink("/proc/" + std::to_string(pid) + "/exe", ec) == binary) out.push_back(pid);
-  }
-  return out;
-}
-
 std::size_t visible_files(const fs::path& dir) {
   std::size_t n = 0;
   std::error_code ec;

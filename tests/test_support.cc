@@ -1,5 +1,7 @@
 #include "tests/test_support.h"
 
+#include "shared/proc_stat.h"
+
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -202,6 +204,20 @@ std::vector<pid_t> children_of(pid_t parent) {
     if (ppid == parent) kids.push_back(static_cast<pid_t>(std::stol(name)));
   }
   return kids;
+}
+
+std::vector<pid_t> children_running(pid_t parent, const std::filesystem::path& binary) {
+  std::vector<pid_t> out;
+  for (pid_t pid : children_of(parent)) {
+    std::error_code ec;
+    if (std::filesystem::read_symlink("/proc/" + std::to_string(pid) + "/exe", ec) == binary) out.push_back(pid);
+  }
+  return out;
+}
+
+char process_state(pid_t pid) {
+  const auto stat = read_proc_stat(pid);
+  return stat ? stat->state : '?';
 }
 
 std::pair<int, int> image_size(const std::filesystem::path& path) {

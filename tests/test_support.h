@@ -4,10 +4,12 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <filesystem>
 #include <map>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -93,6 +95,26 @@ std::vector<std::string> run_leftovers(pid_t coordinator);
 
 /// Pids of live processes whose parent is `parent`.
 std::vector<pid_t> children_of(pid_t parent);
+
+/// Live processes running `binary` whose parent is `parent`.
+std::vector<pid_t> children_running(pid_t parent, const std::filesystem::path& binary);
+
+/// The state letter of /proc/<pid>/stat: 'R' running, 'S' sleeping, 'T'
+/// stopped, 'Z' zombie; '?' when there is no such process.
+char process_state(pid_t pid);
+
+/// Waits until `condition` holds, checking every 5 ms, for at most
+/// `timeout`; returns whether it holds. For what another process or thread
+/// brings about (a file appearing, a child starting), never to let time pass.
+template <class Condition>
+bool eventually(Condition condition, std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return condition();
+}
 
 /// Width and height of an image file, read with libvips.
 std::pair<int, int> image_size(const std::filesystem::path& path);
