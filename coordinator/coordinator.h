@@ -49,19 +49,19 @@ struct Pipeline {
   TempDir temp_dir;
   std::unique_ptr<SharedSegment> segment;     // process build
   std::unique_ptr<HeapQueueMemory> heap;      // threaded build
+  std::unique_ptr<HeapQueueMemory> upload_heap;  // threaded build, --out bucket
   std::optional<JobQueue> queue;  // a view into `segment` or `heap`
+  // Workers -> uploader, with an --out bucket only (queue_layout.h).
+  std::optional<JobQueue> upload_queue;
   std::unique_ptr<Crew> crew;
   // Resize workers the loop keeps running. 0 for the sequential baseline,
   // whose one "downloader" child also resizes.
   int workers = 1;
 };
 
-/// Queue slots for a run: enough for every transfer, every worker and a
-/// backlog of ready jobs.
-std::uint32_t queue_slots(const Options& options);
-
-/// The process build: the queue in a new shared-memory segment, children as
-/// processes of the sibling executables `downloader` and `worker`.
+/// The process build: the queues in a new shared-memory segment, children as
+/// processes of the sibling executables `downloader`, `worker` and
+/// `uploader`.
 Result<Pipeline> make_process_pipeline(const Options& options);
 
 using PipelineMaker = std::function<Result<Pipeline>(const Options&)>;

@@ -17,7 +17,7 @@
 
 namespace thumbmill {
 
-enum class Role { kDownloader, kWorker };
+enum class Role { kDownloader, kWorker, kUploader };
 std::string_view role_name(Role role);
 
 /// What the kernel says a child cost (wait4's rusage for a process,

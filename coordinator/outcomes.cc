@@ -1,6 +1,8 @@
 // What the children report back: frames read from each child's result
-// pipe, a FetchOutcome from the downloader (failed, not modified, or queued)
-// and a ResizeOutcome from a worker (the source's thumbnails, or why not).
+// pipe, a FetchOutcome from the downloader (failed, not modified, or queued),
+// a ResizeOutcome from a worker (the source's thumbnails, or why not, or
+// that they went to the uploader) and an UploadOutcome from the uploader
+// (all of them stored, or why not).
 #include "coordinator/run_loop.h"
 
 #include <algorithm>
@@ -26,6 +28,11 @@ void Coordinator::DrainChild(std::int32_t id) {
       const auto outcome = frame->as<ResizeOutcome>();
       if (!well_formed(outcome)) continue;
       OnResizeOutcome(outcome);
+      ++child.jobs;
+    } else if (frame->type == MessageType::kUploadOutcome) {
+      const auto outcome = frame->as<UploadOutcome>();
+      if (!well_formed(outcome)) continue;
+      OnUploadOutcome(outcome);
       ++child.jobs;
     }
   }
@@ -63,6 +70,40 @@ void Coordinator::OnResizeOutcome(const ResizeOutcome& o) {
   auto it = inflight_.find(o.source_id);
   if (it == inflight_.end()) return;
   InFlight& s = it->second;
+  if (o.handed_to_uploader && static_cast<Code>(o.code) == Code::kOk) {
+    // Finished by the uploader's outcome, which carries this one.
+    s.queued = s.uploading = true;
+    s.fetch = o.fetch;
+    s.resize_ms = o.resize_ms;
+    return;
+  }
+  SourceResult r = ResizedResult(s, o);
+  RecordOutcome(s, r);
+  Finish(o.source_id, std::move(r));
+}
+
+void Coordinator::OnUploadOutcome(const UploadOutcome& o) {
+  // A source finished already (a worker that died after handing over its
+  // thumbnails made them twice): its second upload is not reported again.
+  auto it = inflight_.find(o.resize.source_id);
+  if (it == inflight_.end()) return;
+  InFlight& s = it->second;
+  SourceResult r = ResizedResult(s, o.resize);
+  r.uploaded = true;
+  r.upload_attempts = o.attempts;
+  r.upload_bytes = o.bytes;
+  r.upload_ms = o.upload_ms;
+  if (static_cast<Code>(o.code) != Code::kOk) {  // the upload's reason comes first
+    r.ok = false;
+    r.code = static_cast<Code>(o.code);
+    r.error = text_of(o.error);
+    r.outputs.clear();
+  }
+  RecordOutcome(s, r);
+  Finish(o.resize.source_id, std::move(r));
+}
+
+SourceResult Coordinator::ResizedResult(InFlight& s, const ResizeOutcome& o) {
   s.queued = true;
   s.fetch = o.fetch;  // the job's own facts: one path for what the source did
   s.resize_ms = o.resize_ms;
@@ -80,10 +121,8 @@ void Coordinator::OnResizeOutcome(const ResizeOutcome& o) {
               std::to_string(plan.count()) + " sizes";
   }
   for (std::size_t i = 0; r.ok && i < count; ++i)
-    r.outputs.push_back({plan.final_path(s.book.stem, i).string(), o.outputs[i].width, o.outputs[i].height,
-                         o.outputs[i].bytes});
-  RecordOutcome(s, r);
-  Finish(o.source_id, std::move(r));
+    r.outputs.push_back({plan.location(s.book.stem, i), o.outputs[i].width, o.outputs[i].height, o.outputs[i].bytes});
+  return r;
 }
 
 }  // namespace thumbmill::run_loop

@@ -71,7 +71,14 @@ ChildUsage usage_of(const rusage& ru) {
 
 }  // namespace
 
-std::string_view role_name(Role role) { return role == Role::kDownloader ? "downloader" : "worker"; }
+std::string_view role_name(Role role) {
+  switch (role) {
+    case Role::kDownloader: return "downloader";
+    case Role::kWorker: return "worker";
+    case Role::kUploader: return "uploader";
+  }
+  return "child";
+}
 
 std::string ChildExit::Describe() const {
   if (!signaled) return "exit " + std::to_string(exit_code);
@@ -79,8 +86,11 @@ std::string ChildExit::Describe() const {
 }
 
 ProcessCrew::ProcessCrew(std::filesystem::path downloader_exe, std::filesystem::path worker_exe,
-                         ChildCommand command)
-    : downloader_exe_(std::move(downloader_exe)), worker_exe_(std::move(worker_exe)), command_(std::move(command)) {}
+                         std::filesystem::path uploader_exe, ChildCommand command)
+    : downloader_exe_(std::move(downloader_exe)),
+      worker_exe_(std::move(worker_exe)),
+      uploader_exe_(std::move(uploader_exe)),
+      command_(std::move(command)) {}
 
 ProcessCrew::~ProcessCrew() {
   // Last resort on a fatal path; an orderly run has reaped everyone already.
@@ -108,7 +118,7 @@ Result<int> ProcessCrew::OptionsFd() {
 
 std::string ProcessCrew::TitleFor(Role role, int* index) const {
   *index = 0;
-  if (role == Role::kDownloader) return "downloader";
+  if (role != Role::kWorker) return std::string(role_name(role));
   // The lowest number no running worker has: names stay 1..N across restarts.
   std::set<int> taken;
   for (const auto& [pid, member] : children_)
@@ -119,7 +129,7 @@ std::string ProcessCrew::TitleFor(Role role, int* index) const {
 }
 
 Result<std::int32_t> ProcessCrew::Start(Role role, int request_fd, int result_fd) {
-  const auto& exe = role == Role::kDownloader ? downloader_exe_ : worker_exe_;
+  const auto& exe = role == Role::kDownloader ? downloader_exe_ : role == Role::kUploader ? uploader_exe_ : worker_exe_;
   auto close_ends = [&] {
     if (request_fd >= 0) ::close(request_fd);
     ::close(result_fd);

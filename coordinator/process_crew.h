@@ -15,7 +15,8 @@
 //     command line is short and readable in `ps`;
 //   - is named after its role: "thumbmill: worker 3" in `ps` and `top -c`,
 //     thumbmill-w3 in `top` (workers are numbered 1..N, a replacement takes
-//     the number of the one it replaces).
+//     the number of the one it replaces); thumbmill-dl and thumbmill-up for
+//     the downloader and the uploader.
 #pragma once
 
 #include <filesystem>
@@ -32,7 +33,8 @@ namespace thumbmill {
 class ProcessCrew : public Crew {
  public:
   /// `command` gives every child's arguments and the options it reads.
-  ProcessCrew(std::filesystem::path downloader_exe, std::filesystem::path worker_exe, ChildCommand command);
+  ProcessCrew(std::filesystem::path downloader_exe, std::filesystem::path worker_exe,
+              std::filesystem::path uploader_exe, ChildCommand command);
   ~ProcessCrew() override;
 
   Result<std::int32_t> Start(Role role, int request_fd, int result_fd) override;
@@ -43,6 +45,7 @@ class ProcessCrew : public Crew {
  private:
   std::filesystem::path downloader_exe_;
   std::filesystem::path worker_exe_;
+  std::filesystem::path uploader_exe_;  // empty without an --out bucket
   struct Member {
     Role role;
     int index;  // workers: 1..N; 0 for the downloader
@@ -57,7 +60,7 @@ class ProcessCrew : public Crew {
   std::map<pid_t, Member> children_;
 };
 
-/// Finds a helper executable (downloader, worker) of the running
+/// Finds a helper executable (downloader, worker, uploader) of the running
 /// coordinator: in meson's build tree (../<name>/<name>, when ../build.ninja
 /// exists), else installed in libexecdir/thumbmill/, looked up relative to
 /// the running executable first (a tree staged with DESTDIR or moved) and

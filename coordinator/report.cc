@@ -55,6 +55,11 @@ std::string ReportWriter::ToJson(const SourceResult& r) {
       {"resize_ms", r.resize_ms},
   };
   if (r.skipped) j["skipped"] = true;
+  if (r.uploaded) {
+    j["upload_attempts"] = r.upload_attempts;
+    j["upload_bytes"] = r.upload_bytes;
+    j["upload_ms"] = r.upload_ms;
+  }
   if (r.http_status) j["http_status"] = r.http_status;
   if (!r.ok) {
     j["error"] = r.error;
@@ -110,9 +115,23 @@ std::string format_summary(const RunTotals& t, double wall_s, const std::vector<
   line("\nthumbnails  %" PRIu64 " written, %s\n", t.thumbnails, human_bytes(t.bytes_out).c_str());
   line("downloaded  %s\n", human_bytes(t.bytes_in).c_str());
   line("wall time   %.2f s, %.1f images/s\n", wall_s, rate);
-  if (t.worker_restarts || t.downloader_restarts)
-    line("restarts    %" PRIu64 " worker, %" PRIu64 " downloader (after crashes or kills)\n", t.worker_restarts,
-         t.downloader_restarts);
+  if (t.worker_restarts || t.downloader_restarts || t.uploader_restarts)
+    line("restarts    %" PRIu64 " worker, %" PRIu64 " downloader, %" PRIu64 " uploader (after crashes or kills)\n",
+         t.worker_restarts, t.downloader_restarts, t.uploader_restarts);
+  // The third stage's cost, which the seed's workflow asks about: CPU per
+  // thumbnail stored and the largest resident size any uploader reached.
+  double upload_cpu_s = 0;
+  long upload_rss_kb = 0;
+  bool uploaded = false;
+  for (const ProcessRow& r : rows) {
+    if (r.role != "uploader") continue;
+    uploaded = true;
+    upload_cpu_s += r.usage.user_s + r.usage.system_s;
+    upload_rss_kb = std::max(upload_rss_kb, r.usage.max_rss_kb);
+  }
+  if (uploaded)
+    line("uploads     %.2f ms CPU per thumbnail, peak RSS %.1f MB\n",
+         t.thumbnails ? 1000.0 * upload_cpu_s / static_cast<double>(t.thumbnails) : 0.0, upload_rss_kb / 1024.0);
   line("\n");
   line("%-12s %8s %9s %9s %10s %7s  %s\n", "process", "pid", "user s", "sys s", "peak RSS", "jobs", "ended");
   auto row = [&](const ProcessRow& r) {

@@ -37,6 +37,13 @@ struct SourceResult {
   std::uint64_t ms = 0;              // from first handed out to done
   std::uint32_t fetch_ms = 0;        // download (from its first try to the body in the queue)
   std::uint32_t resize_ms = 0;       // decode, resize, encode and write
+  // With an --out bucket (reported only then): the PUTs made for it,
+  // retries and its manifest record included, the bytes stored, and the
+  // time from the uploader taking it to its last PUT.
+  bool uploaded = false;
+  std::uint32_t upload_attempts = 0;
+  std::uint64_t upload_bytes = 0;
+  std::uint32_t upload_ms = 0;
 };
 
 /// One JSON object per line, each written to the file as its source ends,
@@ -84,6 +91,7 @@ struct RunTotals {
   std::uint64_t bytes_out = 0;
   std::uint64_t worker_restarts = 0;
   std::uint64_t downloader_restarts = 0;
+  std::uint64_t uploader_restarts = 0;
   std::uint64_t sources_read = 0;  // distinct sources seen so far
   bool list_done = false;          // sources_read is the final total
 };

@@ -38,6 +38,7 @@ void Coordinator::BeginDrain() {
   to_send_.clear();
   close_fd(request_fd_);  // the downloader finishes its transfers and exits
   queue_.Close();
+  if (uploads_) uploads_->Close();  // the uploader finishes what it took and exits
 }
 
 /// Jobs no worker has started, and sources not yet in the queue, end as
@@ -48,6 +49,9 @@ void Coordinator::DropUnstarted() {
     const std::optional<SlotView> freed = queue_.FreeIfReady(v.slot, v.source_id);
     if (freed && freed->path_is_temp) ::unlink(freed->path.c_str());
   }
+  if (!uploads_) return;
+  for (const SlotView& v : uploads_->Snapshot())
+    if (v.state == SlotState::kReady) (void)uploads_->FreeIfReady(v.slot, v.source_id);
 }
 
 /// Done when every child has ended, or every one left is abandoned.
@@ -121,6 +125,9 @@ int Coordinator::Run() {
   workers_wanted_ = pipe_.workers;
   window_ = queue_.slot_count() + 2 * static_cast<std::size_t>(options_.downloads);
   if (Status st = StartDownloader(); !st.ok()) Fatal(st.ToString());
+  // The sequential baseline (workers 0) uploads in its one thread.
+  if (uploads_ && pipe_.workers > 0)
+    if (Status st = StartUploader(); !st.ok()) Fatal(st.ToString());
   RespawnWorkers();
 
   while (!Finished()) {
@@ -130,6 +137,7 @@ int Coordinator::Run() {
     PollOnce();
     ReapChildren();
     RestartDownloader();
+    RestartUploader();
     RespawnWorkers();
     CheckDeadlines();
     ShowProgress(false);

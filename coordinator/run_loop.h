@@ -46,6 +46,7 @@ struct InFlight {
   // request is conditional, and a 304 means skipped.
   ResumeBook::Entry book;
   bool queued = false;  // false: with the downloader (sent, or waiting to be)
+  bool uploading = false;  // its thumbnails are in the upload queue (an --out bucket)
   std::int64_t started_ms = 0;
   FetchFacts fetch;     // the job's own (from its ResizeOutcome), else its FetchOutcome's
   std::uint32_t resize_ms = 0;
@@ -82,7 +83,12 @@ struct Child {
 class Coordinator {
  public:
   Coordinator(const Options& options, Pipeline& pipeline, SourceFeed& list, ReportWriter& report)
-      : options_(options), pipe_(pipeline), queue_(*pipeline.queue), list_(list), report_(report) {}
+      : options_(options),
+        pipe_(pipeline),
+        queue_(*pipeline.queue),
+        uploads_(pipeline.upload_queue ? &*pipeline.upload_queue : nullptr),
+        list_(list),
+        report_(report) {}
 
   int Run();
   /// Children left running because they cannot be stopped (threads stuck
@@ -104,6 +110,10 @@ class Coordinator {
   void DrainChild(std::int32_t id);
   void OnFetchOutcome(const FetchOutcome& o);
   void OnResizeOutcome(const ResizeOutcome& o);
+  void OnUploadOutcome(const UploadOutcome& o);
+  /// The report line of a source its worker finished (`r`'s outputs named
+  /// by the plan), made by OnResizeOutcome and OnUploadOutcome alike.
+  SourceResult ResizedResult(InFlight& s, const ResizeOutcome& o);
 
   // Children (supervision.cc).
   Status StartDownloader();
@@ -111,6 +121,9 @@ class Coordinator {
   void ReapChildren();
   void OnDownloaderExit(const ChildExit& e, double lived_s, std::uint64_t jobs);
   void RestartDownloader();
+  Status StartUploader();
+  void OnUploaderExit(const ChildExit& e, double lived_s, std::uint64_t jobs);
+  void RestartUploader();
   void OnWorkerExit(const ChildExit& e, double lived_s, std::uint64_t jobs);
   void SettleCrashedJob(const SlotView& job, Code code, const std::string& reason);
   void RespawnWorkers();
@@ -134,6 +147,7 @@ class Coordinator {
   const Options& options_;
   Pipeline& pipe_;
   JobQueue& queue_;
+  JobQueue* uploads_;  // workers -> uploader; null without an --out bucket
   SourceFeed& list_;
   ReportWriter& report_;
 
@@ -152,6 +166,12 @@ class Coordinator {
   int request_fd_ = -1;  // our end of the downloader's request pipe
   int workers_wanted_ = 0;
   static constexpr std::uint32_t kMaxAttempts = 2;  // resize attempts per source
+  // Uploaders that may die holding one source's thumbnails before it fails:
+  // a bundle that kills every uploader must not stop the run.
+  static constexpr std::uint32_t kMaxUploadHolds = 3;
+  std::int32_t uploader_ = 0;
+  RestartThrottle uploader_throttle_;
+  bool uploader_wanted_ = false;
   RestartThrottle worker_throttle_;
   RestartThrottle downloader_throttle_;
   bool downloader_wanted_ = false;  // it ended; start another when allowed

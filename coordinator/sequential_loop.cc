@@ -10,6 +10,7 @@
 #include "downloader/fetcher.h"
 #include "shared/fd_io.h"
 #include "shared/wire.h"
+#include "uploader/uploader_loop.h"
 #include "worker/worker_loop.h"
 
 namespace thumbmill {
@@ -31,8 +32,8 @@ std::optional<FetchRequest> next_request(int fd, FrameReader& reader, bool& eof)
 
 }  // namespace
 
-int run_sequential(JobQueue& queue, const Options& options, const std::string& temp_dir, int request_fd,
-                   int result_fd) {
+int run_sequential(JobQueue& queue, JobQueue* uploads, const Options& options, const std::string& temp_dir,
+                   int request_fd, int result_fd) {
   // Fill reads until the pipe is empty: on a blocking fd it would wait.
   if (Status s = set_nonblocking(request_fd); !s.ok()) {
     std::fprintf(stderr, "thumbmill: sequential loop: request pipe: %s\n", s.ToString().c_str());
@@ -51,7 +52,9 @@ int run_sequential(JobQueue& queue, const Options& options, const std::string& t
       JobQueue::SlotId slot;
       // The job just published is the only one in the queue.
       if (queue.Take(owner, std::chrono::milliseconds(0), &slot) != TakeResult::kJob) continue;
-      if (!handle_job(queue, slot, options, result_fd)) return 1;
+      if (!handle_job(queue, slot, options, result_fd, uploads)) return 1;
+      // Then its upload, before the next source: fetch, resize, upload.
+      if (uploads && run_uploader(*uploads, options, result_fd, owner, /*until_empty=*/true) != 0) return 1;
     }
   }
   return 0;

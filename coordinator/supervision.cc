@@ -1,6 +1,6 @@
 // Supervision of the children (policy; the Crew is the mechanism, after
-// nginx's ngx_process_cycle.c): starting the downloader and the workers with
-// their pipes, reaping them, restarting them behind a RestartThrottle,
+// nginx's ngx_process_cycle.c): starting the downloader, the workers and
+// the uploader with their pipes, reaping them, restarting them behind a RestartThrottle,
 // settling the jobs a dead worker held (tried again once, then failed),
 // the deadlines (--job-timeout, a silent downloader, children that stay
 // after the end of the run) and the one way a run ends as fatal.
@@ -62,6 +62,23 @@ Status Coordinator::StartDownloader() {
   return Status::Ok();
 }
 
+Status Coordinator::StartUploader() {
+  auto results = make_pipe();
+  if (!results.ok()) return results.status();
+  if (Status ours = set_nonblocking(results->read_fd); !ours.ok()) {  // never block the loop
+    for (int fd : {results->read_fd, results->write_fd}) ::close(fd);
+    return ours;
+  }
+  auto id = pipe_.crew->Start(Role::kUploader, -1, results->write_fd);
+  if (!id.ok()) {
+    ::close(results->read_fd);
+    return id.status();
+  }
+  uploader_ = *id;
+  children_.emplace(*id, Child(Role::kUploader, results->read_fd));
+  return Status::Ok();
+}
+
 Status Coordinator::StartWorker() {
   auto results = make_pipe();
   if (!results.ok()) return results.status();
@@ -98,6 +115,8 @@ void Coordinator::ReapChildren() {
     ended_rows_.push_back({std::string(role_name(e.role)), e.id, e.usage, jobs, ended});
     if (e.role == Role::kDownloader)
       OnDownloaderExit(e, lived_s, jobs);
+    else if (e.role == Role::kUploader)
+      OnUploaderExit(e, lived_s, jobs);
     else
       OnWorkerExit(e, lived_s, jobs);
   }
@@ -133,6 +152,45 @@ void Coordinator::RestartDownloader() {
   if (!downloader_wanted_ || draining_ || !fatal_.empty() || !downloader_throttle_.ready()) return;
   downloader_wanted_ = false;
   if (Status st = StartDownloader(); !st.ok()) Fatal("cannot restart the downloader: " + st.ToString());
+}
+
+/// The bundles it held go back to the head of the upload queue for its
+/// replacement (their thumbnails are still in the arena: nothing is made
+/// again), unless the run is stopping or they have outlived
+/// kMaxUploadHolds uploaders.
+void Coordinator::OnUploaderExit(const ChildExit& e, double lived_s, std::uint64_t jobs) {
+  uploader_ = 0;
+  const std::vector<SlotView> held = uploads_->ReclaimDead(e.id);
+  for (const SlotView& bundle : held) {
+    const bool pending = inflight_.count(bundle.source_id) > 0;
+    if (pending && bundle.attempt < kMaxUploadHolds && !draining_) {
+      uploads_->Requeue(bundle.slot);
+      continue;
+    }
+    uploads_->Free(bundle.slot);
+    if (!pending) continue;
+    if (draining_) {
+      FinishFailed(bundle.source_id, Code::kInterrupted, "interrupted before its thumbnails were stored", bundle.attempt);
+      continue;
+    }
+    FinishFailed(bundle.source_id, Code::kWorkerCrashed,
+                 "uploader died (" + e.Describe() + ") while storing it, " + std::to_string(bundle.attempt) + " times",
+                 bundle.attempt);
+  }
+  const bool clean = !e.signaled && e.exit_code == 0;
+  if (draining_ && clean) return;
+  if (!e.signaled && e.exit_code == kChildFatalExit) return Fatal("the uploader could not start (see above)");
+  if (draining_) return;
+  if (!uploader_throttle_.Record(held.empty() && startup_failure(e, lived_s, jobs)))
+    return Fatal("the uploader keeps failing at start-up (last: " + e.Describe() + ")");
+  ++totals_.uploader_restarts;
+  uploader_wanted_ = true;
+}
+
+void Coordinator::RestartUploader() {
+  if (!uploader_wanted_ || draining_ || !fatal_.empty() || !uploader_throttle_.ready()) return;
+  uploader_wanted_ = false;
+  if (Status st = StartUploader(); !st.ok()) Fatal("cannot restart the uploader: " + st.ToString());
 }
 
 void Coordinator::OnWorkerExit(const ChildExit& e, double lived_s, std::uint64_t jobs) {
@@ -249,6 +307,9 @@ void Coordinator::CheckEndOfRun(Clock::time_point now) {
   std::unordered_set<std::int32_t> busy;
   for (const SlotView& v : queue_.Snapshot())
     if (v.state == SlotState::kTaken || v.state == SlotState::kFilling) busy.insert(v.owner);
+  if (uploads_)
+    for (const SlotView& v : uploads_->Snapshot())
+      if (v.state == SlotState::kTaken || v.state == SlotState::kFilling) busy.insert(v.owner);
   for (auto& [id, child] : children_) {
     if (abandoned_.count(id)) continue;
     if (const int signo = child.end.Due(busy.count(id) > 0, now)) (void)pipe_.crew->Kill(id, signo);

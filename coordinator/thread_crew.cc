@@ -9,7 +9,9 @@
 #include <vips/vips.h>
 
 #include "coordinator/sequential_loop.h"
+#include "shared/queue_layout.h"
 #include "downloader/downloader_loop.h"
+#include "uploader/uploader_loop.h"
 #include "worker/resize.h"
 #include "worker/worker_loop.h"
 
@@ -23,8 +25,11 @@ struct ThreadCrew::Member {
   ChildUsage usage;
 };
 
-ThreadCrew::ThreadCrew(JobQueue& queue, const Options& options, std::string temp_dir, bool sequential)
-    : queue_(queue), options_(options), temp_dir_(std::move(temp_dir)), sequential_(sequential) {}
+ThreadCrew::ThreadCrew(JobQueue& queue, JobQueue* uploads, const Options& options, std::string temp_dir,
+                       bool sequential)
+    : queue_(queue), options_(options), temp_dir_(std::move(temp_dir)), sequential_(sequential) {
+  if (uploads) uploads_ = *uploads;
+}
 
 ThreadCrew::~ThreadCrew() {
   for (auto& [id, m] : members_)
@@ -33,10 +38,13 @@ ThreadCrew::~ThreadCrew() {
 
 void ThreadCrew::Body(Member& m, int request_fd, int result_fd) {
   const auto me = static_cast<std::int32_t>(::gettid());
+  JobQueue* uploads = uploads_ ? &*uploads_ : nullptr;
   if (m.role == Role::kWorker)
-    m.exit_code = run_worker(queue_, options_, result_fd, me);
+    m.exit_code = run_worker(queue_, options_, result_fd, me, uploads);
+  else if (m.role == Role::kUploader)
+    m.exit_code = run_uploader(*uploads_, options_, result_fd, me);
   else if (sequential_)
-    m.exit_code = run_sequential(queue_, options_, temp_dir_, request_fd, result_fd);
+    m.exit_code = run_sequential(queue_, uploads, options_, temp_dir_, request_fd, result_fd);
   else
     m.exit_code = run_downloader(queue_, options_, temp_dir_, request_fd, result_fd);
   if (m.role == Role::kWorker || sequential_) vips_thread_shutdown();  // libvips' per-thread state
@@ -92,13 +100,20 @@ Result<Pipeline> make_thread_pipeline(const Options& options) {
   auto temp = create_run_temp_dir(default_temp_root());
   if (!temp.ok()) return temp.status();
   p.temp_dir = TempDir(*temp);
-  const std::uint64_t arena = static_cast<std::uint64_t>(options.queue_mb) << 20;
-  auto heap = HeapQueueMemory::Create(queue_slots(options), arena);
+  const QueueLayout layout = queue_layout(options);
+  auto heap = HeapQueueMemory::Create(layout.fetch_slots, layout.fetch_arena);
   if (!heap.ok()) return heap.status();
   p.heap = std::move(heap.value());
   p.queue = p.heap->queue();
+  if (layout.has_upload()) {
+    auto upload = HeapQueueMemory::Create(layout.upload_slots, layout.upload_arena);
+    if (!upload.ok()) return upload.status();
+    p.upload_heap = std::move(upload.value());
+    p.upload_queue = p.upload_heap->queue();
+  }
   const bool sequential = options.workers == 0;
-  p.crew = std::make_unique<ThreadCrew>(*p.queue, options, p.temp_dir.path().string(), sequential);
+  p.crew = std::make_unique<ThreadCrew>(*p.queue, p.upload_queue ? &*p.upload_queue : nullptr, options,
+                                        p.temp_dir.path().string(), sequential);
   p.workers = options.workers;
   return p;
 }

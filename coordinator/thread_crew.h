@@ -1,6 +1,7 @@
 // ThreadCrew: the threaded build's children, as threads of one process.
 //
-// The same loops as the process build (run_downloader, run_worker), on the
+// The same loops as the process build (run_downloader, run_worker,
+// run_uploader), on the
 // same queue code (placed in ordinary memory by make_thread_pipeline), wired
 // to the coordinator with the same pipes. Only what a process can do and a
 // thread cannot differs: a thread cannot be killed alone (Kill returns
@@ -13,6 +14,7 @@
 
 #include <atomic>
 #include <map>
+#include <optional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -28,7 +30,8 @@ class ThreadCrew : public Crew {
  public:
   /// With `sequential`, the downloader role runs the sequential baseline:
   /// one thread that fetches a source, then resizes it, then the next.
-  ThreadCrew(JobQueue& queue, const Options& options, std::string temp_dir, bool sequential);
+  /// `uploads`: the upload queue, with an --out bucket (else null).
+  ThreadCrew(JobQueue& queue, JobQueue* uploads, const Options& options, std::string temp_dir, bool sequential);
   /// Joins every thread. REQUIRES: they were told to stop (their request
   /// pipe closed, the queue closed), or this waits for them.
   ~ThreadCrew() override;
@@ -43,6 +46,7 @@ class ThreadCrew : public Crew {
   void Body(Member& member, int request_fd, int result_fd);
 
   JobQueue queue_;  // a view: copies share the same memory
+  std::optional<JobQueue> uploads_;
   const Options options_;
   const std::string temp_dir_;
   const bool sequential_;

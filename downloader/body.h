@@ -27,9 +27,9 @@ class Body {
  public:
   enum class Put { kStored, kNoRoom, kFailed };
 
-  /// `stem` is referenced, not copied: it must outlive the Body.
-  Body(const Context& ctx, std::uint64_t source_id, const std::string& stem)
-      : ctx_(ctx), source_id_(source_id), stem_(stem) {}
+  /// `stem` and `source` are referenced, not copied: they must outlive the Body.
+  Body(const Context& ctx, std::uint64_t source_id, const std::string& stem, const std::string& source)
+      : ctx_(ctx), source_id_(source_id), stem_(stem), source_(source) {}
   ~Body() { Discard(); }
   Body(const Body&) = delete;
   Body& operator=(const Body&) = delete;
@@ -64,7 +64,7 @@ class Body {
 
  private:
   JobInfo info(std::string_view path, bool is_temp) const {
-    return JobInfo{source_id_, stem_, path, is_temp};
+    return JobInfo{source_id_, stem_, path, is_temp, source_};
   }
   Put AppendToArena(std::string_view data, std::int64_t expected, bool may_spill);
   bool GrowFor(std::uint64_t needed);
@@ -77,6 +77,7 @@ class Body {
   const Context& ctx_;
   std::uint64_t source_id_;
   const std::string& stem_;
+  const std::string& source_;
   std::optional<JobQueue::SlotId> slot_;
   std::uint64_t capacity_ = 0;  // of our extent; 0 once spilled
   std::uint64_t length_ = 0;

@@ -54,7 +54,7 @@ Transfer::Transfer(const Context& ctx, const FetchRequest& request)
                                                                    sizeof request.url))),
       if_none_match(text_of(request.if_none_match)),
       if_modified_since(text_of(request.if_modified_since)),
-      body(ctx, source_id, stem) {}
+      body(ctx, source_id, stem, url) {}
 
 std::string Transfer::SpillPath() const {
   return ctx.temp_dir + "/body-" + std::to_string(source_id) + "-" + std::to_string(tries) + ".bin";

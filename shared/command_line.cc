@@ -15,6 +15,7 @@
 
 #include "shared/option_limits.h"
 #include "shared/options.h"
+#include "shared/s3_location.h"
 
 namespace thumbmill {
 
@@ -45,8 +46,21 @@ CLI::Option* add_int(CLI::App& app, Options& options, const IntLimit& limit, std
 
 void add_output_options(CLI::App& app, Options& o) {
   const std::string group = "Output";
-  app.add_option("--out", o.out_dir, "Directory for the thumbnails, created if missing (default ./thumbnails)")
-      ->type_name("DIR")
+  app.add_option_function<std::string>(
+         "--out",
+         [&o](const std::string& out) {
+           o.out_s3.clear();
+           if (!is_s3_url(out)) {
+             o.out_dir = out;
+             return;
+           }
+           // s3://bucket/t and s3://bucket/t/ both mean the prefix "t/".
+           o.out_s3 = out;
+           if (o.out_s3.back() != '/' && o.out_s3.find('/', 5) != std::string::npos) o.out_s3 += '/';
+         },
+         "Directory for the thumbnails, created if missing, or s3://BUCKET/PREFIX/ to store them in a "
+         "bucket (default ./thumbnails)")
+      ->type_name("DIR|S3URL")
       ->group(group);
   app.add_option_function<std::vector<std::string>>(
          "--sizes",
@@ -138,6 +152,32 @@ void add_processing_options(CLI::App& app, Options& o) {
       ->group(group);
 }
 
+void add_s3_options(CLI::App& app, Options& o) {
+  const std::string group = "Object storage (S3)";
+  app.add_option("--s3-endpoint", o.s3_flags.endpoint,
+                 "S3 endpoint URL, e.g. http://127.0.0.1:9000 (default: $AWS_ENDPOINT_URL_S3, "
+                 "$AWS_ENDPOINT_URL, endpoint_url in ~/.aws/config, else AWS)")
+      ->type_name("URL")
+      ->group(group);
+  app.add_option("--s3-region", o.s3_flags.region,
+                 "Region requests are signed for (default: $AWS_REGION, $AWS_DEFAULT_REGION, "
+                 "~/.aws/config, else us-east-1)")
+      ->type_name("REGION")
+      ->group(group);
+  app.add_flag("--s3-path-style", o.s3_flags.path_style,
+               "Path-style URLs (ENDPOINT/BUCKET/KEY); the default for an IP address or localhost endpoint")
+      ->group(group);
+  add_int(app, o, kUploads, "Concurrent uploads to an --out bucket")->group(group);
+  add_int(app, o, kUploadQueueMb, "MiB of shared memory holding thumbnails until they are uploaded")
+      ->type_name("MB")
+      ->group(group);
+  add_int(app, o, kUploadAttempts, "Tries per upload when a failure may pass: connection errors, timeouts, 5xx, 429")
+      ->group(group);
+  app.add_option("--cache-control", o.cache_control, "Cache-Control stored with each thumbnail in a bucket")
+      ->type_name("VALUE")
+      ->group(group);
+}
+
 void add_reporting_options(CLI::App& app, Options& o) {
   const std::string group = "Reporting";
   app.add_option("--report", o.report_path, "Write one JSON object per source to FILE (JSON Lines)")
@@ -226,6 +266,7 @@ void build_app(CLI::App& app, Options& o) {
   add_limit_options(app, o);
   add_download_options(app, o);
   add_processing_options(app, o);
+  add_s3_options(app, o);
   add_reporting_options(app, o);
 }
 

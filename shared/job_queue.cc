@@ -18,7 +18,7 @@ namespace thumbmill {
 namespace {
 
 constexpr std::uint64_t kMagic = 0x746d696c6c517565;  // "tmillQue"
-constexpr std::uint32_t kVersion = 2;  // 2: QueueStamp, counted semaphores
+constexpr std::uint32_t kVersion = 3;  // 2: QueueStamp, counted semaphores; 3: JobSlot::source
 constexpr std::uint64_t kAlign = 64;
 
 constexpr std::uint64_t align_up(std::uint64_t n) { return (n + kAlign - 1) & ~(kAlign - 1); }
@@ -104,7 +104,9 @@ Result<JobQueue> JobQueue::Attach(void* memory, std::size_t size) {
                   base + align_up(sizeof(Header)) + align_up(sizeof(JobSlot) * header->slot_count));
 }
 
-bool JobQueue::Fits(const JobInfo& info) { return info.stem.size() < kMaxStem && info.path.size() < kMaxJobPath; }
+bool JobQueue::Fits(const JobInfo& info) {
+  return info.stem.size() < kMaxStem && info.path.size() < kMaxJobPath && info.source.size() <= kMaxJobSource;
+}
 
 std::uint32_t JobQueue::slot_count() const { return header_->slot_count; }
 std::uint64_t JobQueue::arena_size() const { return header_->arena_size; }
@@ -230,7 +232,7 @@ std::optional<JobQueue::SlotId> JobQueue::Claim(const JobInfo& info, std::uint64
   s.taken_at_ms = 0;
   s.path_is_temp = info.path_is_temp;
   // Both fit (checked above); copy_whole never shortens a name.
-  const bool copied = copy_whole(s.path, info.path) && copy_whole(s.stem, info.stem);
+  const bool copied = copy_whole(s.path, info.path) && copy_whole(s.stem, info.stem) && copy_whole(s.source, info.source);
   if (!copied) return std::nullopt;
   s.owner.store(owner, std::memory_order_relaxed);
   // Last: until this store the slot is free and its extent unclaimed.
@@ -462,6 +464,11 @@ std::vector<SlotView> JobQueue::ReclaimDead(std::int32_t dead) {
   // The dead consumer may have swallowed a token meant for a job still ready.
   header_->items.WakeOne();
   return taken;
+}
+
+void JobQueue::Touch(SlotId id) {
+  std::lock_guard guard(header_->lock);  // the supervisor reads it under the lock
+  slots_[id].taken_at_ms = monotonic_ms();
 }
 
 void JobQueue::Requeue(SlotId id) {

@@ -55,6 +55,8 @@ enum class SlotState : std::uint32_t { kFree = 0, kFilling, kReady, kTaken };
 inline constexpr std::size_t kMaxJobPath = 512;
 /// Longest output stem (output_names.h caps stems well below this).
 inline constexpr std::size_t kMaxStem = 128;
+/// Longest source location a job names (source_list.h's kMaxSourceLength).
+inline constexpr std::size_t kMaxJobSource = 3000;
 
 /// What a producer says about a job when it reserves it.
 struct JobInfo {
@@ -62,6 +64,7 @@ struct JobInfo {
   std::string_view stem;  // output name stem, < kMaxStem bytes (see Fits)
   std::string_view path;  // empty: the body is in the arena; < kMaxJobPath bytes
   bool path_is_temp = false;  // remove `path` once the job is released
+  std::string_view source;    // the source's location (URL, s3:// URL or path), <= kMaxJobSource bytes
 };
 
 /// One job slot. Fields other than `state` and `owner` are written only by
@@ -83,6 +86,9 @@ struct JobSlot {
   std::uint8_t path_is_temp = 0;
   char path[kMaxJobPath] = {};
   char stem[kMaxStem] = {};
+  // What the job was made from, for what is stored with its outputs (an
+  // upload's metadata and manifest record).
+  char source[kMaxJobSource + 1] = {};
 
   SlotState current() const { return static_cast<SlotState>(state.load(std::memory_order_acquire)); }
 };
@@ -222,6 +228,11 @@ class JobQueue {
   /// Gives the slot and its arena extent back. REQUIRES: caller took it.
   void Release(SlotId slot);
 
+  /// Restarts the job's deadline clock (taken_at_ms): its owner is alive and
+  /// waiting on the next stage (room in the upload queue), not stuck in its
+  /// own work. REQUIRES: caller took it.
+  void Touch(SlotId slot);
+
   // ----- either side ----------------------------------------------------
 
   JobSlot& slot(SlotId id) { return slots_[id]; }
@@ -231,6 +242,8 @@ class JobQueue {
   std::span<std::byte> body(SlotId id);
   std::uint32_t slot_count() const;
   std::uint64_t arena_size() const;
+  /// Bytes of the block this queue occupies (RequiredBytes of its sizes).
+  std::size_t block_bytes() const { return RequiredBytes(slot_count(), arena_size()); }
 
   // ----- supervisor -----------------------------------------------------
 

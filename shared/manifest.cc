@@ -99,9 +99,13 @@ Result<ManifestRecord> manifest_record_from_json(std::string_view text) {
 Manifest::Manifest(std::filesystem::path out_dir, bool durable)
     : out_dir_(std::move(out_dir)), dir_(out_dir_ / ".thumbmill" / "manifest"), durable_(durable) {}
 
-std::filesystem::path Manifest::RecordPath(std::string_view source) const {
+std::string manifest_record_name(std::string_view source) {
   const std::string h = hex16(stable_hash(source));
-  return dir_ / h.substr(0, 2) / (h + ".json");
+  return ".thumbmill/manifest/" + h.substr(0, 2) + "/" + h + ".json";
+}
+
+std::filesystem::path Manifest::RecordPath(std::string_view source) const {
+  return out_dir_ / manifest_record_name(source);
 }
 
 std::optional<ManifestRecord> Manifest::Load(std::string_view source) const {

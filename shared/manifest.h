@@ -98,6 +98,10 @@ class Manifest {
 /// Returns how many were removed.
 int remove_orphan_manifest_temps(const std::filesystem::path& out_dir);
 
+/// Where the record of `source` lives relative to the output directory or
+/// prefix: ".thumbmill/manifest/<h:2>/<h>.json". The same name in a bucket.
+std::string manifest_record_name(std::string_view source);
+
 /// The JSON text of a record, and back (kInvalidArgument when malformed).
 std::string manifest_record_to_json(const ManifestRecord& record);
 Result<ManifestRecord> manifest_record_from_json(std::string_view text);

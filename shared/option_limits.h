@@ -41,12 +41,15 @@ inline constexpr IntLimit kStallTimeout{"--stall-timeout", &Options::stall_timeo
 inline constexpr IntLimit kMaxRedirects{"--max-redirects", &Options::max_redirects, 0, 100};
 inline constexpr IntLimit kFetchAttempts{"--fetch-attempts", &Options::fetch_attempts, 1, 100};
 inline constexpr IntLimit kJobTimeout{"--job-timeout", &Options::job_timeout_s, 1, 86400};
+inline constexpr IntLimit kUploads{"--uploads", &Options::uploads, 1, 1024};
+inline constexpr IntLimit kUploadQueueMb{"--upload-queue-mb", &Options::upload_queue_mb, 8, 65536};
+inline constexpr IntLimit kUploadAttempts{"--upload-attempts", &Options::upload_attempts, 1, 100};
 inline constexpr IntLimit kMaxDecodeMb{"--max-decode-mb", &Options::max_decode_mb, 16, 1 << 20};
 
 inline constexpr IntLimit kIntLimits[] = {
     kQuality,      kWorkers,       kDownloads,     kQueueMb,       kConnectTimeout,
     kTransferTimeout, kStallTimeout, kMaxRedirects, kFetchAttempts, kJobTimeout,
-    kMaxDecodeMb,
+    kMaxDecodeMb,  kUploads,       kUploadQueueMb, kUploadAttempts,
 };
 
 /// "min-max", for help text and messages.

@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "shared/option_limits.h"
+#include "shared/s3_location.h"
 
 namespace thumbmill {
 
@@ -36,7 +37,14 @@ Status check_fields(const Options& options) {
   }
   if (options.max_bytes == 0) return invalid_option("--max-bytes: " + parse_byte_size("0").status().message());
   if (options.max_pixels == 0) return invalid_option("--max-pixels: " + parse_pixel_count("0").status().message());
-  if (options.out_dir.empty()) return invalid_option("--out: the output directory is empty");
+  if (options.out_dir.empty() && !options.out_is_s3()) return invalid_option("--out: the output directory is empty");
+  if (options.out_is_s3()) {
+    auto out = parse_s3_url(options.out_s3);
+    if (!out.ok()) return invalid_option("--out: " + out.status().message());
+    if (!out->key.empty() && out->key.back() != '/') return invalid_option("--out: an S3 prefix must end in '/'");
+  }
+  for (char c : options.cache_control)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return invalid_option("--cache-control: a control character");
   if (known_format(options.format)) return Status::Ok();
   return invalid_option("--format: not a known format");
 }

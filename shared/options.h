@@ -15,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "shared/aws_config.h"
 #include "shared/status.h"
 
 namespace thumbmill {
@@ -62,12 +63,20 @@ std::string_view format_extension(Format format);
 int default_worker_count();
 
 struct Options {
+  /// Whether thumbnails go to a bucket (--out s3://...).
+  bool out_is_s3() const { return !out_s3.empty(); }
+
   // The list of sources: a file, or "-" for standard input. Required.
   std::string list_path;
 
   // Where thumbnails go, created if missing.
   // Default: ./thumbnails
   std::filesystem::path out_dir = "thumbnails";
+  // Where thumbnails go instead when --out names a bucket: "s3://bucket/prefix/"
+  // (a prefix always ends in '/', or is empty). Set: workers encode into the
+  // upload queue and the uploader stores them; out_dir is not used.
+  // Default: "" (a local directory)
+  std::string out_s3;
 
   // Sizes to make from every source, in the order given.
   // Default: widths 32, 64 and 200, keeping the aspect ratio.
@@ -136,6 +145,26 @@ struct Options {
   // A resize job running longer than this is killed (it counts as an
   // attempt). Default: 60
   int job_timeout_s = 60;
+
+  // Concurrent PUTs in the uploader (an --out bucket only).
+  // Default: 16
+  int uploads = 16;
+  // Size of the shared byte arena holding encoded thumbnails until they are
+  // stored, in MiB (an --out bucket only; workers wait when it is full).
+  // Default: 64
+  int upload_queue_mb = 64;
+  // Tries per PUT for failures that can succeed later (connection errors,
+  // timeouts, 5xx, 429). Default: 5
+  int upload_attempts = 5;
+  // Cache-Control stored with each thumbnail in a bucket. Default: none
+  std::string cache_control;
+  // --s3-endpoint, --s3-region, --s3-path-style as given.
+  S3Flags s3_flags;
+  // Where S3 requests go and who signs them: resolved by the coordinator
+  // (resolve_s3_settings: flags, environment, profile files) and handed to
+  // the children with the rest of the options (never in argv).
+  // Default: AWS, us-east-1, anonymous
+  S3Settings s3;
 
   // Redo sources whose thumbnails already exist. Default: false (skip them)
   bool force = false;

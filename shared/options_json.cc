@@ -26,6 +26,10 @@ void from_json(const nlohmann::json& j, Format& format) {
   format = *parsed;
 }
 
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(S3Flags, endpoint, region, path_style)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(S3Settings, endpoint, region, path_style, access_key_id, secret_access_key,
+                                   session_token)
+
 // Strict: a field missing from the JSON is an error, so a coordinator and a
 // child built from different sources cannot silently disagree.
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Options, list_path, out_dir, sizes, format, quality, workers,
@@ -33,7 +37,8 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Options, list_path, out_dir, sizes, format, q
                                    max_decode_mb, allow_untrusted_formats, report_path, connect_timeout_s,
                                    transfer_timeout_s, stall_timeout_s, max_redirects,
                                    fetch_attempts, job_timeout_s, force, fsync, progress, quiet,
-                                   deny_private, no_local)
+                                   deny_private, no_local, out_s3, uploads, upload_queue_mb,
+                                   upload_attempts, cache_control, s3_flags, s3)
 
 std::string options_to_json(const Options& options) { return nlohmann::json(options).dump(); }
 

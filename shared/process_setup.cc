@@ -11,6 +11,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "shared/queue_layout.h"
 #include "shared/wire.h"
 
 namespace thumbmill {
@@ -30,6 +31,7 @@ std::string child_comm(const std::string& title) {
   constexpr std::string_view kWorker = "worker ";
   if (title.rfind(kWorker, 0) == 0) return ("thumbmill-w" + title.substr(kWorker.size())).substr(0, 15);
   if (title == "downloader") return "thumbmill-dl";
+  if (title == "uploader") return "thumbmill-up";
   return ("thumbmill-" + title).substr(0, 15);
 }
 
@@ -95,12 +97,23 @@ Result<AttachedChild> attach_child(int argc, char** argv) {
   if (!segment.ok()) return segment.status();
   auto queue = JobQueue::Attach((*segment)->data(), (*segment)->size());
   if (!queue.ok()) return queue.status();
-  AttachedChild child{std::move(args), std::move(segment.value()), queue.value()};
+  AttachedChild child{std::move(args), std::move(segment.value()), queue.value(), std::nullopt};
+  auto upload = attach_upload_queue(child.segment->data(), child.segment->size(), child.queue);
+  if (!upload.ok()) return upload.status();
+  child.upload_queue = *upload;
+  if (child.args.options.out_is_s3() && !child.upload_queue)
+    return Status(Code::kInternal, "the segment holds no upload queue, though --out is a bucket");
   // Producers reserve an extent's pages before writing to it: a full
   // /dev/shm then refuses the extent instead of killing us with SIGBUS.
   child.queue.set_page_reserver([seg = child.segment.get()](std::uint64_t offset, std::uint64_t length) {
     return seg->Reserve(offset, length).ok();
   });
+  if (child.upload_queue) {
+    const std::uint64_t base = page_aligned_offset(child.queue.block_bytes());
+    child.upload_queue->set_page_reserver([seg = child.segment.get(), base](std::uint64_t offset, std::uint64_t length) {
+      return seg->Reserve(base + offset, length).ok();
+    });
+  }
   return child;
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -45,7 +46,8 @@ std::string child_comm(const std::string& title);
 struct AttachedChild {
   ChildArgs args;
   std::unique_ptr<SharedSegment> segment;
-  JobQueue queue;
+  JobQueue queue;                        // downloader -> workers
+  std::optional<JobQueue> upload_queue;  // workers -> uploader (an --out bucket)
 };
 
 /// Parses the arguments, reads the options from kOptionsFd (and closes it),

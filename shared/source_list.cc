@@ -12,6 +12,7 @@
 #include <fstream>
 #include <iostream>
 
+#include "shared/s3_location.h"
 #include "shared/url.h"
 
 namespace thumbmill {
@@ -126,6 +127,18 @@ SourceLine classify_file_url(SourceLine line) {
   return line;
 }
 
+/// s3://bucket/key: the key as written (encoded only when requested).
+SourceLine classify_s3(SourceLine line) {
+  Result<S3Location> object = parse_s3_url(line.text);
+  if (!object.ok()) return malformed(line, object.status().message());
+  if (object->key.empty() || object->key.back() == '/')
+    return malformed(line, "s3 URL names a prefix, not an object (give a prefix as LIST to list it)");
+  line.kind = SourceKind::kS3;
+  line.location = object->url();
+  line.display = line.location;
+  return line;
+}
+
 }  // namespace
 
 SourceLine parse_source_line(std::string_view text, std::uint64_t line_number) {
@@ -149,8 +162,9 @@ SourceLine parse_source_line(std::string_view text, std::uint64_t line_number) {
   }
   if (iequals(scheme, "http") || iequals(scheme, "https")) return classify_http(std::move(line));
   if (iequals(scheme, "file")) return classify_file_url(std::move(line));
+  if (iequals(scheme, "s3")) return classify_s3(std::move(line));
   const std::string why =
-      "unsupported scheme '" + std::string(scheme) + "' (only http, https, file and local paths)";
+      "unsupported scheme '" + std::string(scheme) + "' (only http, https, s3, file and local paths)";
   return malformed(std::move(line), why);
 }
 

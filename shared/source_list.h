@@ -1,7 +1,8 @@
 // SourceList: reads the list of sources one line at a time, so a list of a
 // million lines starts producing thumbnails at once and is never held whole.
 //
-// A line is an http:// or https:// URL (scheme in any case, a non-empty
+// A line is an s3://bucket/key object (the key verbatim: spaces, unicode and
+// "+=&" are part of it), an http:// or https:// URL (scheme in any case, a non-empty
 // host, no spaces), a file:// URL naming this machine (file:///abs/path,
 // file://localhost/abs/path; percent-decoded into the path), or a local path
 // (anything without a "scheme:" prefix, relative or absolute, spaces allowed;
@@ -29,7 +30,7 @@
 
 namespace thumbmill {
 
-enum class SourceKind { kHttp, kFile };
+enum class SourceKind { kHttp, kFile, kS3 };
 
 /// Longest accepted source, in bytes (a line longer than this is an error).
 inline constexpr std::size_t kMaxSourceLength = 3000;
@@ -42,7 +43,7 @@ struct SourceLine {
   std::string display;
   // When `status` is ok:
   SourceKind kind = SourceKind::kHttp;
-  std::string location;  // the URL for kHttp; the decoded local path for kFile
+  std::string location;  // the URL for kHttp; the decoded local path for kFile; s3://bucket/key for kS3
   Status status;         // not ok: the line is malformed; message says why
 };
 

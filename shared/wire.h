@@ -2,7 +2,8 @@
 //
 // The coordinator sends FetchRequests to the downloader; the downloader
 // answers each with a FetchOutcome; each worker sends a ResizeOutcome per
-// job. While it has work, the downloader also sends a Heartbeat at least
+// job; with an --out bucket, the uploader sends an UploadOutcome per source
+// the workers handed it (shared/upload_bundle.h). While it has work, the downloader also sends a Heartbeat at least
 // every kHeartbeatIntervalMs, so a stopped or wedged one is noticed by its
 // silence (the coordinator kills it after many missed beats). Every message is one frame, a FrameHeader and a fixed-size, trivially
 // copyable record, written with a single write() of at most PIPE_BUF bytes,
@@ -34,7 +35,7 @@ namespace thumbmill {
 inline constexpr int kChildFatalExit = 78;
 
 /// The file descriptors children are given, whatever the parent used.
-inline constexpr int kRequestFd = 3;  // downloader: FetchRequests in
+inline constexpr int kRequestFd = 3;  // downloader: FetchRequests in (-1 for the others: not open)
 inline constexpr int kResultFd = 4;   // all children: outcomes out
 inline constexpr int kOptionsFd = 5;  // all children: the run's options (JSON), read and closed at start
 
@@ -43,6 +44,7 @@ enum class MessageType : std::uint32_t {
   kFetchOutcome = 2,
   kResizeOutcome = 3,
   kHeartbeat = 4,
+  kUploadOutcome = 5,
 };
 
 struct FrameHeader {
@@ -95,7 +97,23 @@ struct ResizeOutcome {
   std::uint32_t resize_ms = 0;
   std::uint32_t code = 0;         // Code
   std::uint32_t output_count = 0;
+  // 1: the thumbnails went to the upload queue (an --out bucket); the
+  // source is finished by the uploader's UploadOutcome, not by this.
+  std::uint32_t handed_to_uploader = 0;
   OutputRecord outputs[kMaxOutputs] = {};
+  char error[kMaxErrorText] = {};
+};
+
+/// Uploader -> coordinator: one source's thumbnails all stored (code kOk),
+/// or why not. `resize` is the worker's outcome, carried in the bundle, so
+/// this one record finishes the source whatever order the pipes are read in.
+struct UploadOutcome {
+  ResizeOutcome resize;
+  std::uint32_t code = 0;        // Code of the upload
+  std::uint32_t attempts = 0;    // PUTs made, retries included
+  std::uint32_t upload_ms = 0;   // from the bundle's take to its last PUT's end
+  std::uint32_t reserved = 0;
+  std::uint64_t bytes = 0;       // body bytes stored
   char error[kMaxErrorText] = {};
 };
 
@@ -119,6 +137,7 @@ static_assert(kIsWireRecord<FetchRequest>);
 static_assert(kIsWireRecord<FetchOutcome>);
 static_assert(kIsWireRecord<ResizeOutcome>);
 static_assert(kIsWireRecord<Heartbeat>);
+static_assert(kIsWireRecord<UploadOutcome>);
 
 /// Largest record a FrameHeader may announce: a reader refuses a frame that
 /// claims more (see FrameReader::corrupt).
@@ -135,5 +154,6 @@ inline bool well_formed(const FetchOutcome& r) { return terminated(r.error); }
 inline bool well_formed(const ResizeOutcome& r) {
   return r.output_count <= kMaxOutputs && terminated(r.error);
 }
+inline bool well_formed(const UploadOutcome& r) { return well_formed(r.resize) && terminated(r.error); }
 
 }  // namespace thumbmill

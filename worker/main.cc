@@ -24,5 +24,6 @@ int main(int argc, char** argv) {
     return child_failed_to_start("worker", limited);
   if (Status vips = init_vips(argv[0], child->args.options.allow_untrusted_formats); !vips.ok())
     return child_failed_to_start("worker", vips);  // no point in starting another worker
-  return run_worker(child->queue, child->args.options, kResultFd, ::getpid());
+  JobQueue* uploads = child->upload_queue ? &*child->upload_queue : nullptr;
+  return run_worker(child->queue, child->args.options, kResultFd, ::getpid(), uploads);
 }

@@ -12,6 +12,8 @@
 #include "shared/fd_io.h"
 #include "shared/output_files.h"
 #include "shared/output_plan.h"
+#include "shared/s3_request.h"
+#include "shared/upload_bundle.h"
 #include "shared/wire.h"
 #include "worker/decode_estimate.h"
 #include "worker/memory_limit.h"
@@ -59,6 +61,48 @@ Status write_outputs(const std::vector<EncodedThumbnail>& thumbs, const std::str
   return Status::Ok();
 }
 
+/// Hands every thumbnail to the uploader in one bundle (upload_bundle.h),
+/// waiting while the upload queue is full (memory stays bounded; the job's
+/// deadline is restarted while it waits, since the wait is the uploader's).
+Status queue_for_upload(const std::vector<EncodedThumbnail>& thumbs, JobQueue& queue, JobQueue::SlotId id,
+                        JobQueue& uploads, std::int32_t owner, ResizeOutcome& out) {
+  if (thumbs.size() > kMaxOutputs) return Status(Code::kInternal, "more thumbnails than sizes");
+  std::vector<std::uint64_t> lengths;
+  for (const EncodedThumbnail& t : thumbs) lengths.push_back(t.bytes.size());
+  const std::uint64_t bytes = upload_bundle_bytes(lengths);
+  if (bytes > uploads.arena_size())
+    return Status(Code::kTooLarge, "thumbnails of " + std::to_string(bytes) + " bytes do not fit the upload queue (--upload-queue-mb)");
+  UploadBundle bundle;
+  for (std::size_t i = 0; i < thumbs.size(); ++i)
+    out.outputs[out.output_count++] = {thumbs[i].width, thumbs[i].height, thumbs[i].bytes.size()};
+  const JobSlot& job = queue.slot(id);
+  const JobInfo info{job.source_id, text_of(job.stem), "", false, text_of(job.source)};
+  std::optional<JobQueue::SlotId> slot;
+  while (!(slot = uploads.Reserve(info, bytes, owner))) {
+    if (uploads.closed()) return Status(Code::kInterrupted, "run stopped before its thumbnails could be uploaded");
+    queue.Touch(id);
+    uploads.WaitForSpace(std::chrono::milliseconds(250));
+  }
+  std::span<std::byte> extent = uploads.body(*slot);
+  std::uint64_t at = sizeof(UploadBundle);
+  for (std::size_t i = 0; i < thumbs.size(); ++i) {
+    const auto& b = thumbs[i].bytes;
+    std::memcpy(extent.data() + at, b.data(), b.size());
+    UploadPart& part = bundle.parts[i];
+    part.offset = at;
+    part.length = b.size();
+    const std::string digest = sha256_hex(b);
+    std::memcpy(part.sha256, digest.data(), std::min(digest.size(), sizeof part.sha256 - 1));
+    at += b.size();
+  }
+  bundle.part_count = static_cast<std::uint32_t>(thumbs.size());
+  out.handed_to_uploader = 1;
+  bundle.resize = out;
+  std::memcpy(extent.data(), &bundle, sizeof bundle);
+  uploads.Publish(*slot, bytes, job.fetch);
+  return Status::Ok();
+}
+
 /// Test-only fault hooks, read only when set: a job whose stem contains
 /// $THUMBMILL_TEST_CRASH_ON crashes its worker (a poison pill), and one whose
 /// stem contains $THUMBMILL_TEST_HANG_ON hangs it (a decoder stuck in a loop).
@@ -80,7 +124,8 @@ ResizeSettings resize_settings(const Options& options) {
   return settings;
 }
 
-ResizeOutcome process(JobQueue& queue, JobQueue::SlotId id, const Options& options) {
+ResizeOutcome process(JobQueue& queue, JobQueue::SlotId id, const Options& options, JobQueue* uploads,
+                      std::int32_t owner) {
   const JobSlot& job = queue.slot(id);
   ResizeOutcome out;
   out.source_id = job.source_id;
@@ -108,8 +153,10 @@ ResizeOutcome process(JobQueue& queue, JobQueue::SlotId id, const Options& optio
   if (!thumbs.ok() && is_out_of_memory(thumbs.status()) && worker_memory_limited()) {
     exit_out_of_memory(thumbs.status().message());
   }
-  Status status = thumbs.ok() ? write_outputs(*thumbs, stem, options, out) : thumbs.status();
-  out.resize_ms = ms_since(start);
+  out.resize_ms = ms_since(start);  // the bundle carries it: set before queueing
+  Status status = !thumbs.ok() ? thumbs.status()
+                  : uploads    ? queue_for_upload(*thumbs, queue, id, *uploads, owner, out)
+                               : write_outputs(*thumbs, stem, options, out);
   if (!status.ok()) {
     out.output_count = 0;
     set_error(out, status);
@@ -119,8 +166,8 @@ ResizeOutcome process(JobQueue& queue, JobQueue::SlotId id, const Options& optio
 
 }  // namespace
 
-bool handle_job(JobQueue& queue, JobQueue::SlotId id, const Options& options, int result_fd) {
-  const ResizeOutcome out = process(queue, id, options);
+bool handle_job(JobQueue& queue, JobQueue::SlotId id, const Options& options, int result_fd, JobQueue* uploads) {
+  const ResizeOutcome out = process(queue, id, options, uploads, queue.slot(id).owner.load());
   if (!write_record(result_fd, MessageType::kResizeOutcome, out).ok()) return false;
   // A spilled body's file is ours to remove once the job is done with.
   const std::string temp_path = queue.slot(id).path_is_temp ? std::string(text_of(queue.slot(id).path)) : "";
@@ -129,13 +176,13 @@ bool handle_job(JobQueue& queue, JobQueue::SlotId id, const Options& options, in
   return true;
 }
 
-int run_worker(JobQueue& queue, const Options& options, int result_fd, std::int32_t owner) {
+int run_worker(JobQueue& queue, const Options& options, int result_fd, std::int32_t owner, JobQueue* uploads) {
   for (;;) {
     JobQueue::SlotId id;
     const TakeResult taken = queue.Take(owner, std::chrono::milliseconds(500), &id);
     if (taken == TakeResult::kClosed) return 0;
     if (taken == TakeResult::kTimeout) continue;
-    if (!handle_job(queue, id, options, result_fd)) return 1;  // coordinator gone
+    if (!handle_job(queue, id, options, result_fd, uploads)) return 1;  // coordinator gone
   }
 }
 
