@@ -30,21 +30,27 @@ class S3Client {
   const S3Settings& settings() const { return settings_; }
 
   /// Whether the bucket exists and these credentials may use it, as one
-  /// clear message: kNetwork "cannot reach the S3 endpoint http://...: ...",
+  /// clear message (a HEAD of the bucket; when refused, a one-key listing
+  /// for the reason the HEAD's empty body cannot give): kNetwork "bucket 'x':
+  /// cannot reach the S3 endpoint http://...: ..." (kTimeout when it did not
+  /// answer in time),
   /// kHttpStatus "bucket 'x' does not exist (HTTP 404 NoSuchBucket)",
   /// kHttpStatus "access to bucket 'x' denied: ... (HTTP 403
   /// SignatureDoesNotMatch): check AWS_SECRET_ACCESS_KEY ...".
   Status CheckBucket(std::string_view bucket);
 
-  /// One ListObjectsV2 page.
+  /// One ListObjectsV2 page. kHttpStatus with s3_error_summary's line for a
+  /// refused request; parse_list_objects_v2's error for a body that is not a
+  /// page; messages start "listing s3://bucket/prefix: ".
   Result<S3ListPage> ListPage(std::string_view bucket, std::string_view prefix,
                               std::string_view continuation_token, int max_keys = 1000);
 
   /// The bytes of one object, at most `max_bytes` (kTooLarge past that).
+  /// kHttpStatus "GET s3://b/k: HTTP 404 NoSuchKey: ..." when refused.
   Result<std::string> Get(const S3Location& object, std::uint64_t max_bytes);
 
-  /// Many small objects at once (up to `parallel` in flight), results in the
-  /// order asked.
+  /// Many small objects at once (up to `parallel` in flight, on easy handles
+  /// of their own), results in the order asked, each as Get's.
   std::vector<Result<std::string>> GetMany(const std::vector<S3Location>& objects,
                                            std::uint64_t max_bytes, int parallel = 16);
 
@@ -53,6 +59,9 @@ class S3Client {
 
   /// Removes one object (tests).
   Status Delete(const S3Location& object);
+
+  /// Creates a bucket (tests, scripts/demo).
+  Status CreateBucket(std::string_view bucket);
 
  private:
   S3Settings settings_;

@@ -1,5 +1,5 @@
 // S3Location: an object or a prefix in an S3-compatible store, as users
-// write it: s3://bucket/key. The key is taken verbatim (any bytes but
+// write it: s3://bucket/key. The key is taken verbatim (any UTF-8 but
 // control characters; spaces, unicode, "+=&" included): it is percent-encoded
 // only when a request is made (shared/s3_request.h), never in the report.
 #pragma once
@@ -25,9 +25,11 @@ bool is_s3_url(std::string_view text);
 
 /// Parses "s3://bucket" or "s3://bucket/key". The bucket follows S3's naming
 /// rules (3-63 characters of a-z 0-9 . -, starting and ending with a letter or
-/// digit); the key is everything after the first '/' after it, unchanged.
-/// kInvalidArgument naming what is wrong otherwise (no bucket, a bad bucket
-/// name, a control character in the key, a key over 1024 bytes).
+/// digit, no ".."); the key is everything after the first '/' after it,
+/// unchanged ("s3://b" and "s3://b/" both give the key ""). kInvalidArgument
+/// naming what is wrong otherwise (no bucket, a bad bucket name, a control
+/// character in the key, a key over 1024 bytes, a key that is not UTF-8, which
+/// S3 refuses); control characters in the message are shown as \xHH.
 Result<S3Location> parse_s3_url(std::string_view text);
 
 }  // namespace thumbmill

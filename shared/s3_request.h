@@ -3,7 +3,7 @@
 // sources), the uploader (PUT) and the coordinator (listing, preflight).
 //
 // Signing is libcurl's (CURLOPT_AWS_SIGV4 "aws:amz:REGION:s3" with
-// CURLOPT_USERPWD); what libcurl 7.88 leaves to its caller is done here, in
+// CURLOPT_USERNAME / CURLOPT_PASSWORD); what libcurl 7.88 leaves to its caller is done here, in
 // one place (../shared/notes/s3.md): the x-amz-content-sha256 header on every
 // request, keys and query values percent-encoded exactly once (uppercase
 // hex; '/' kept in keys), query parameters sorted by name, CURLOPT_PATH_AS_IS
@@ -31,8 +31,9 @@ namespace thumbmill {
 inline constexpr std::string_view kEmptySha256 =
     "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
-/// Lowercase hex SHA-256 of `bytes`.
+/// Lowercase hex SHA-256 of `bytes` (OpenSSL libcrypto).
 std::string sha256_hex(std::span<const std::byte> bytes);
+std::string sha256_hex(std::string_view bytes);
 
 /// Every byte but A-Z a-z 0-9 - _ . ~ and '/' as %XX (uppercase).
 std::string s3_encode_key(std::string_view key);
@@ -40,7 +41,10 @@ std::string s3_encode_key(std::string_view key);
 std::string s3_encode_query_value(std::string_view value);
 
 /// The request URL of `bucket`/`key` with an optional query (already
-/// encoded and sorted), path style or virtual-hosted as `settings` say.
+/// encoded and sorted), path style or virtual-hosted as `settings` say; the
+/// key is encoded here (s3_encode_key). An empty endpoint is AWS's,
+/// https://s3.REGION.amazonaws.com. Path style with an empty key gives
+/// ".../bucket" (no trailing '/').
 std::string s3_request_url(const S3Settings& settings, std::string_view bucket,
                            std::string_view key, std::string_view query = "");
 
@@ -80,6 +84,8 @@ struct S3PutFields {
 // fresh or reused (it does not reset the handle: the caller's callbacks,
 // timeouts and private data stay). The caller keeps `headers` alive for the
 // transfer. `extra_headers` (e.g. "If-None-Match: ...") are added and signed.
+// Anonymous settings clear any signing and credentials a reused handle had.
+// The method is set from scratch (a GET after a PUT or a DELETE is a GET).
 
 void s3_prepare_get(CURL* easy, const S3Settings& settings, const S3Location& object,
                     CurlHeaders& headers, const std::vector<std::string>& extra_headers = {});
@@ -92,10 +98,19 @@ void s3_prepare_head_bucket(CURL* easy, const S3Settings& settings, std::string_
 void s3_prepare_put(CURL* easy, const S3Settings& settings, const S3Location& object,
                     std::uint64_t length, std::string_view sha256_hex, const S3PutFields& fields,
                     CurlHeaders& headers);
+/// The query of a ListObjectsV2 request, encoded and sorted by name:
+/// "[continuation-token=T&]list-type=2&max-keys=N[&prefix=P]".
+std::string s3_list_query(std::string_view prefix, std::string_view continuation_token, int max_keys);
+
 /// ListObjectsV2 of `prefix` in `bucket`, one page of at most `max_keys`,
 /// continuing after `continuation_token` ("" for the first page).
 void s3_prepare_list(CURL* easy, const S3Settings& settings, std::string_view bucket,
                      std::string_view prefix, std::string_view continuation_token,
                      CurlHeaders& headers, int max_keys = 1000);
+/// DELETE of one object.
+void s3_prepare_delete(CURL* easy, const S3Settings& settings, const S3Location& object, CurlHeaders& headers);
+/// PUT of a bucket (CreateBucket, empty body; tests and scripts).
+void s3_prepare_create_bucket(CURL* easy, const S3Settings& settings, std::string_view bucket,
+                              CurlHeaders& headers);
 
 }  // namespace thumbmill
