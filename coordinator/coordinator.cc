@@ -1,6 +1,6 @@
 // coordinator_main: the start-up checks, in the order a user meets them
-// (command line, option values, the list, the report path, the output
-// directory), the clean-up of what earlier runs left behind, the pipeline,
+// (command line, option values, S3 settings, the list or the source bucket,
+// the report path, the output directory or bucket), the clean-up of what earlier runs left behind, the pipeline,
 // and only then the report (an earlier one is replaced only by a run that
 // starts), the loop (run_loop.h) and the exit code.
 #include "coordinator/coordinator.h"
@@ -16,12 +16,44 @@
 
 #include "coordinator/report.h"
 #include "coordinator/run_loop.h"
+#include "coordinator/s3_output_index.h"
+#include "coordinator/s3_prefix_feed.h"
 #include "coordinator/source_feed.h"
+#include "shared/s3_client.h"
 #include "shared/manifest.h"
 #include "shared/output_files.h"
 #include "shared/shm_segment.h"
 
 namespace thumbmill {
+namespace {
+
+/// LIST as s3://bucket/prefix/: the prefix, listed as the run goes, once
+/// the bucket is known to be there and readable (exit 3 otherwise: the
+/// preflight). One object is not a prefix: the message says how to give it.
+Result<std::unique_ptr<SourceFeed>> open_s3_list(const Options& options) {
+  auto prefix = parse_s3_url(options.list_path);
+  if (!prefix.ok()) return Status(Code::kInvalidArgument, "LIST: " + prefix.status().message());
+  if (!prefix->key.empty() && prefix->key.back() != '/')
+    return Status(Code::kInvalidArgument,
+                  "LIST " + options.list_path + " names one object, not a prefix (a prefix ends in '/'); for one "
+                  "object, give it on standard input: echo '" + options.list_path + "' | coordinator -");
+  S3Client client(options.s3, options.connect_timeout_s + 30);
+  if (Status st = client.CheckBucket(prefix->bucket); !st.ok())
+    return Status(st.code() == Code::kInvalidArgument ? Code::kInternal : st.code(),
+                  "LIST " + options.list_path + ": " + st.message());
+  return open_s3_prefix_feed(options.s3, *prefix);
+}
+
+/// The --out bucket checked (it exists, these credentials may use it) and
+/// what its prefix holds from earlier runs.
+Result<S3OutputIndex> open_s3_output(const Options& options) {
+  const OutputPlan plan(options);
+  S3Client client(options.s3, options.connect_timeout_s + 30);
+  if (Status st = client.CheckBucket(plan.bucket()); !st.ok()) return st;
+  return S3OutputIndex::Load(client, plan);
+}
+
+}  // namespace
 
 int coordinator_main(int argc, char** argv, const PipelineMaker& make_pipeline) {
   ParsedCommandLine cmd = parse_command_line(argc, argv);
@@ -40,25 +72,47 @@ int coordinator_main(int argc, char** argv, const PipelineMaker& make_pipeline) 
   // thumbmill-dl and thumbmill-w1..N (process_crew.h).
   ::prctl(PR_SET_NAME, "thumbmill", 0, 0, 0);
 
-  auto list = open_list_feed(options.list_path);
+  // Where S3 requests go and who signs them: flags, environment, profile
+  // files (aws_config.h), resolved once here and handed to every child.
+  const bool s3_list = is_s3_url(options.list_path);
+  if (auto s3 = resolve_s3_settings(options.s3_flags, process_environment()); s3.ok()) {
+    options.s3 = *s3;
+  } else if (s3_list || options.out_is_s3()) {
+    std::fprintf(stderr, "coordinator: %s\n", s3.status().ToString().c_str());
+    return kExitUsage;
+  }
+  auto list = s3_list ? open_s3_list(options) : open_list_feed(options.list_path);
   if (!list.ok()) {
     std::fprintf(stderr, "coordinator: %s\n", list.status().ToString().c_str());
-    return kExitUsage;
+    return list.status().code() == Code::kInvalidArgument || list.status().code() == Code::kIoError ? kExitUsage
+                                                                                                    : kExitFatal;
   }
   if (Status st = check_report_path(options); !st.ok()) {
     std::fprintf(stderr, "coordinator: %s\n", st.ToString().c_str());
     return kExitUsage;
   }
-  std::error_code ec;
-  std::filesystem::create_directories(options.out_dir, ec);
-  if (ec || ::access(options.out_dir.c_str(), W_OK) != 0) {
-    std::fprintf(stderr, "coordinator: fatal: output directory %s is not writable%s%s\n", options.out_dir.c_str(),
-                 ec ? ": " : "", ec ? ec.message().c_str() : "");
-    return kExitFatal;
+  std::shared_ptr<const S3OutputIndex> s3_out;
+  if (options.out_is_s3()) {
+    // Before anything is downloaded: the bucket is there, and ours to use.
+    auto index = open_s3_output(options);
+    if (!index.ok()) {
+      std::fprintf(stderr, "coordinator: fatal: --out %s: %s\n", options.out_s3.c_str(),
+                   index.status().ToString().c_str());
+      return kExitFatal;
+    }
+    s3_out = std::make_shared<const S3OutputIndex>(std::move(*index));
+  } else {
+    std::error_code ec;
+    std::filesystem::create_directories(options.out_dir, ec);
+    if (ec || ::access(options.out_dir.c_str(), W_OK) != 0) {
+      std::fprintf(stderr, "coordinator: fatal: output directory %s is not writable%s%s\n", options.out_dir.c_str(),
+                   ec ? ": " : "", ec ? ec.message().c_str() : "");
+      return kExitFatal;
+    }
+    remove_orphan_temp_files(options.out_dir);
+    remove_orphan_manifest_temps(options.out_dir);
   }
   remove_stale_run_files(default_temp_root());
-  remove_orphan_temp_files(options.out_dir);
-  remove_orphan_manifest_temps(options.out_dir);
 
   auto pipeline = make_pipeline(options);
   if (!pipeline.ok()) {
@@ -72,7 +126,7 @@ int coordinator_main(int argc, char** argv, const PipelineMaker& make_pipeline) 
     std::fprintf(stderr, "coordinator: %s\n", report.status().ToString().c_str());
     return kExitUsage;
   }
-  run_loop::Coordinator coordinator(options, *pipeline, **list, *report);
+  run_loop::Coordinator coordinator(options, *pipeline, **list, *report, std::move(s3_out));
   int code = coordinator.Run();
   if (Status st = report->Close(); !st.ok()) {
     std::fprintf(stderr, "coordinator: fatal: the report is incomplete: %s\n", st.ToString().c_str());

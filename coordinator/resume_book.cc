@@ -2,21 +2,26 @@
 
 namespace thumbmill {
 
-ResumeBook::ResumeBook(const Options& options)
+ResumeBook::ResumeBook(const Options& options, std::shared_ptr<const S3OutputIndex> s3)
     : options_(options),
       plan_(options),
       manifest_(options.out_dir, options.fsync),
       claims_(options.out_dir),
-      fingerprint_(options_fingerprint(options)) {}
+      fingerprint_(options_fingerprint(options)),
+      s3_(std::move(s3)) {}
 
 Result<ResumeBook::Entry> ResumeBook::Admit(const SourceLine& line) {
   const std::string& location = line.location;
   Entry entry;
-  std::optional<ManifestRecord> record = manifest_.Load(location);
+  std::optional<ManifestRecord> record = s3_ ? s3_->Record(location) : manifest_.Load(location);
   // A stem another source owns, in this run or any earlier one, is never
   // this source's; the one its record names is tried first.
-  auto stem = stems_.Allocate(location, [&](const std::string& c) { return claims_.Claim(c, location); },
-                              record ? record->stem : std::string());
+  auto claim = [&](const std::string& c) -> Result<bool> {
+    if (!s3_) return claims_.Claim(c, location);
+    const auto owner = s3_->StemOwner(c);
+    return !owner || *owner == location;
+  };
+  auto stem = stems_.Allocate(location, claim, record ? record->stem : std::string());
   if (!stem.ok()) return stem.status();
   entry.stem = std::move(*stem);
   if (line.kind == SourceKind::kFile) {
@@ -32,7 +37,8 @@ Result<ResumeBook::Entry> ResumeBook::Admit(const SourceLine& line) {
 ResumeBook::Verdict ResumeBook::Judge(const SourceLine& line, const Entry& entry) const {
   const std::optional<ManifestRecord>& record = entry.record;
   if (!record || record->stem != entry.stem || record->options != fingerprint_) return Verdict::kRedo;
-  if (record->outputs.size() != plan_.count() || !manifest_.OutputsIntact(*record)) return Verdict::kRedo;
+  const bool intact = s3_ ? s3_->OutputsIntact(*record) : manifest_.OutputsIntact(*record);
+  if (record->outputs.size() != plan_.count() || !intact) return Verdict::kRedo;
   for (std::size_t i = 0; i < plan_.count(); ++i)
     if (record->outputs[i].name != plan_.file_name(entry.stem, i)) return Verdict::kRedo;
   if (line.kind == SourceKind::kFile) {
@@ -48,12 +54,14 @@ ResumeBook::Verdict ResumeBook::Judge(const SourceLine& line, const Entry& entry
 std::vector<OutputFile> ResumeBook::Outputs(const ManifestRecord& record) const {
   std::vector<OutputFile> outputs;
   for (const ManifestOutput& o : record.outputs)
-    outputs.push_back({(options_.out_dir / o.name).string(), o.width, o.height, o.bytes});
+    outputs.push_back({plan_.to_s3() ? plan_.object_named(o.name).url() : (options_.out_dir / o.name).string(),
+                       o.width, o.height, o.bytes});
   return outputs;
 }
 
 Status ResumeBook::RecordMade(const SourceLine& line, const Entry& entry, const FetchFacts& fetch,
                               const std::vector<OutputFile>& outputs) {
+  if (s3_) return Status::Ok();  // the uploader stored it, after the thumbnails
   ManifestRecord record;
   record.source = line.location;
   record.stem = entry.stem;
@@ -71,6 +79,13 @@ Status ResumeBook::RecordMade(const SourceLine& line, const Entry& entry, const 
   return st;
 }
 
-Status ResumeBook::Forget(const std::string& location) { return manifest_.Remove(location); }
+Status ResumeBook::Forget(const std::string& location) {
+  // In a bucket an older record stays: it names the validator of the source
+  // it was made from, which the next run checks again, and thumbnails
+  // overwritten since by a failed source's PUTs came from that same source
+  // or fail that check.
+  if (s3_) return Status::Ok();
+  return manifest_.Remove(location);
+}
 
 }  // namespace thumbmill

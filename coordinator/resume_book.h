@@ -11,11 +11,13 @@
 // validator is taken at the record's word.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "coordinator/report.h"
+#include "coordinator/s3_output_index.h"
 #include "shared/fetch_facts.h"
 #include "shared/manifest.h"
 #include "shared/options.h"
@@ -28,7 +30,9 @@ namespace thumbmill {
 
 class ResumeBook {
  public:
-  explicit ResumeBook(const Options& options);
+  /// `s3`: what the --out bucket holds (REQUIRES: given when the output is a
+  /// bucket, and only then).
+  explicit ResumeBook(const Options& options, std::shared_ptr<const S3OutputIndex> s3 = nullptr);
 
   enum class Verdict {
     kRedo,       // make it (again)
@@ -75,6 +79,7 @@ class ResumeBook {
   StemClaims claims_;
   StemAllocator stems_;
   const std::string fingerprint_;
+  std::shared_ptr<const S3OutputIndex> s3_;
 };
 
 }  // namespace thumbmill

@@ -82,13 +82,17 @@ struct Child {
 /// call (PollOnce). REQUIRES: the pipeline and the list outlive it.
 class Coordinator {
  public:
-  Coordinator(const Options& options, Pipeline& pipeline, SourceFeed& list, ReportWriter& report)
+  /// `s3_out`: what the --out bucket holds (REQUIRES: given with an --out
+  /// bucket, and only then).
+  Coordinator(const Options& options, Pipeline& pipeline, SourceFeed& list, ReportWriter& report,
+              std::shared_ptr<const S3OutputIndex> s3_out = nullptr)
       : options_(options),
         pipe_(pipeline),
         queue_(*pipeline.queue),
         uploads_(pipeline.upload_queue ? &*pipeline.upload_queue : nullptr),
         list_(list),
-        report_(report) {}
+        report_(report),
+        book_(options, std::move(s3_out)) {}
 
   int Run();
   /// Children left running because they cannot be stopped (threads stuck
@@ -155,7 +159,7 @@ class Coordinator {
   std::unordered_map<std::uint64_t, InFlight> inflight_;
   std::deque<std::uint64_t> to_send_;  // ids for the downloader, oldest first
   std::unordered_set<std::uint64_t> seen_;  // stable_hash of each source location
-  ResumeBook book_{options_};  // names, manifest records, what is done
+  ResumeBook book_;  // names, manifest records, what is done
   std::uint64_t next_id_ = 1;
   bool list_done_ = false;
   std::size_t window_ = 0;

@@ -87,6 +87,11 @@ class FdListFeed : public SourceFeed {
 
 }  // namespace
 
+Result<std::unique_ptr<SourceFeed>> open_fd_feed(UniqueFd fd, std::string name) {
+  if (Status st = set_nonblocking(fd.get()); !st.ok()) return st;
+  return std::unique_ptr<SourceFeed>(new FdListFeed(fd.release(), true, -1, std::move(name)));
+}
+
 Result<std::unique_ptr<SourceFeed>> open_list_feed(const std::string& path) {
   if (path == "-") {
     const int flags = ::fcntl(STDIN_FILENO, F_GETFL);

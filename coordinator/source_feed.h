@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 
+#include "shared/fd_io.h"
 #include "shared/source_list.h"
 #include "shared/status.h"
 
@@ -41,5 +42,9 @@ class SourceFeed {
 /// path and the reason. Standard input gets O_NONBLOCK while the feed lives
 /// and its flags back afterwards (the descriptor is shared with the shell).
 Result<std::unique_ptr<SourceFeed>> open_list_feed(const std::string& path);
+
+/// A list read from `fd` (a pipe another thread writes, say), owned; made
+/// non-blocking here. `name` is for messages.
+Result<std::unique_ptr<SourceFeed>> open_fd_feed(UniqueFd fd, std::string name);
 
 }  // namespace thumbmill

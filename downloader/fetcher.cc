@@ -4,6 +4,8 @@
 // its bytes go in body.h, how a failure is told in curl_errors.h.
 #include "downloader/fetcher.h"
 
+#include "shared/s3_location.h"
+
 #include <curl/curl.h>
 #include <poll.h>
 #include <sys/stat.h>
@@ -111,7 +113,12 @@ void Fetcher::Impl::ReturnHandle(Transfer& t) {
   curl_easy_setopt(t.easy, CURLOPT_XFERINFODATA, nullptr);
   curl_easy_setopt(t.easy, CURLOPT_OPENSOCKETDATA, nullptr);
   curl_easy_setopt(t.easy, CURLOPT_HTTPHEADER, nullptr);
-  idle_handles.push_back(t.easy);
+  // A handle that signed for S3 keeps its credentials and settings: it is
+  // not reused for other sources (connections stay in the multi's pool).
+  if (t.kind == SourceKind::kS3)
+    curl_easy_cleanup(t.easy);
+  else
+    idle_handles.push_back(t.easy);
   t.easy = nullptr;
 }
 
@@ -120,7 +127,10 @@ void Fetcher::Impl::Start(const FetchRequest& request) {
   t.first_start_ms = now_ms();
   if (t.url.empty()) return Finish(t, Status(Code::kInvalidArgument, "empty source"));
   if (t.kind == SourceKind::kFile) return StartLocal(t);
-  if (t.kind != SourceKind::kHttp) return Finish(t, Status(Code::kInternal, "unknown source kind"));
+  if (t.kind != SourceKind::kHttp && t.kind != SourceKind::kS3)
+    return Finish(t, Status(Code::kInternal, "unknown source kind"));
+  if (t.kind == SourceKind::kS3 && !parse_s3_url(t.url).ok())
+    return Finish(t, Status(Code::kInvalidArgument, "malformed s3 URL"));
   if (!multi) return Finish(t, Status(Code::kInternal, "libcurl failed to initialise"));
   StartTry(t);
 }

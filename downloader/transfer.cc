@@ -2,6 +2,8 @@
 // (see transfer.h).
 #include "downloader/transfer.h"
 
+#include "shared/s3_location.h"
+
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -75,14 +77,23 @@ void Transfer::BeginTry() {
 
 void Transfer::Attach(CURL* handle) {
   easy = handle;
-  curl_easy_setopt(easy, CURLOPT_URL, url.c_str());
+  if (kind == SourceKind::kS3) {
+    // A signed GET of the object (shared/s3_request.h), conditional like
+    // any other source when an earlier run left a validator.
+    std::vector<std::string> conditions;
+    if (!if_none_match.empty()) conditions.push_back("If-None-Match: " + if_none_match);
+    if (!if_modified_since.empty()) conditions.push_back("If-Modified-Since: " + if_modified_since);
+    if (auto object = parse_s3_url(url); object.ok()) s3_prepare_get(easy, ctx.options.s3, *object, s3_headers, conditions);
+  } else {
+    curl_easy_setopt(easy, CURLOPT_URL, url.c_str());
+  }
   curl_easy_setopt(easy, CURLOPT_PRIVATE, this);
   curl_easy_setopt(easy, CURLOPT_HEADERDATA, this);
   curl_easy_setopt(easy, CURLOPT_WRITEDATA, this);
   curl_easy_setopt(easy, CURLOPT_XFERINFODATA, this);
   curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, this);
   curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, errbuf);
-  if (conditional()) {
+  if (conditional() && kind != SourceKind::kS3) {
     if (!headers) {
       if (!if_none_match.empty())
         headers = curl_slist_append(headers, ("If-None-Match: " + if_none_match).c_str());

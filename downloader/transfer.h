@@ -27,6 +27,7 @@
 #include "downloader/fetch_context.h"
 #include "downloader/http_response.h"
 #include "shared/options.h"
+#include "shared/s3_request.h"
 #include "shared/status.h"
 #include "shared/wire.h"
 
@@ -59,6 +60,7 @@ struct Transfer {
   const std::string if_none_match;
   const std::string if_modified_since;
   curl_slist* headers = nullptr;  // the conditional headers, built once
+  CurlHeaders s3_headers;         // an s3:// source's signed headers, made for each try
   Body body;
 
   bool conditional() const { return !if_none_match.empty() || !if_modified_since.empty(); }

@@ -50,6 +50,10 @@ struct Pipe {
 Result<Pipe> make_pipe();
 
 Status set_nonblocking(int fd);
+/// Writes all `size` bytes to a blocking descriptor, retrying short writes
+/// and EINTR; the errno of the first failure otherwise (EPIPE: the reader
+/// is gone).
+Status write_all(int fd, const void* data, std::size_t size);
 void close_fd(int& fd);  // closes and sets -1; ignores -1
 
 /// Writes one frame with a single write(). Blocks until there is room.

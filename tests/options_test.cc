@@ -91,11 +91,32 @@ Options unusual_options() {
   o.fsync = true;
   o.progress = true;
   o.quiet = true;
+  o.out_s3 = "s3://thumbs/t/";
+  o.uploads = 3;
+  o.upload_queue_mb = 9;
+  o.upload_attempts = 2;
+  o.cache_control = "max-age=60";
+  o.s3_flags = {"http://127.0.0.1:1", "eu-west-3", true};
+  o.s3.endpoint = "http://127.0.0.1:2";
+  o.s3.region = "eu-west-1";
+  o.s3.path_style = true;
+  o.s3.access_key_id = "AKID";
+  o.s3.secret_access_key = "SECRET";
+  o.s3.session_token = "TOKEN";
   return o;
 }
 
 void check_same_fields(const Options& a, const Options& b) {
   CHECK(a.list_path == b.list_path);
+  CHECK(a.out_s3 == b.out_s3);
+  CHECK(a.uploads == b.uploads);
+  CHECK(a.upload_queue_mb == b.upload_queue_mb);
+  CHECK(a.upload_attempts == b.upload_attempts);
+  CHECK(a.cache_control == b.cache_control);
+  CHECK(a.s3_flags.endpoint == b.s3_flags.endpoint);
+  CHECK(a.s3_flags.region == b.s3_flags.region);
+  CHECK(a.s3_flags.path_style == b.s3_flags.path_style);
+  CHECK(a.s3 == b.s3);
   CHECK(a.out_dir == b.out_dir);
   CHECK(a.sizes == b.sizes);
   CHECK(a.format == b.format);
@@ -124,7 +145,7 @@ void check_same_fields(const Options& a, const Options& b) {
 
 // Options has this many fields; check_same_fields and the JSON must cover
 // them all. Update all three together.
-constexpr std::size_t kOptionFields = 25;
+constexpr std::size_t kOptionFields = 32;
 
 }  // namespace
 
@@ -287,8 +308,15 @@ TEST_CASE("every flag reaches its field") {
                         "--allow-untrusted-formats", "--report", "run.jsonl", "--connect-timeout", "3",
                         "--timeout", "600", "--stall-timeout", "7", "--max-redirects", "0",
                         "--fetch-attempts", "9", "--job-timeout", "5", "--force", "--fsync", "--progress",
-                        "--quiet", "--deny-private", "--no-local", "urls.txt"});
-  check_same_fields(o, unusual_options());
+                        "--quiet", "--deny-private", "--no-local", "--uploads", "3", "--upload-queue-mb", "9",
+                        "--upload-attempts", "2", "--cache-control", "max-age=60", "--s3-endpoint",
+                        "http://127.0.0.1:1", "--s3-region", "eu-west-3", "--s3-path-style", "urls.txt"});
+  // --out names a directory or a bucket (tested below), and `s3` is what
+  // the coordinator resolves from flags, environment and profiles.
+  const Options want = unusual_options();
+  o.out_s3 = want.out_s3;
+  o.s3 = want.s3;
+  check_same_fields(o, want);
 }
 
 TEST_CASE("flags take --flag=value, and LIST may come first") {
@@ -613,6 +641,31 @@ TEST_CASE("--deny-private and --no-local: off by default, set by their flags") {
   const Options set = parse_ok({"--deny-private", "--no-local", "list.txt"});
   CHECK(set.deny_private);
   CHECK(set.no_local);
+}
+
+TEST_CASE("--out s3://: a bucket prefix instead of a directory, always ending in /") {
+  const Options local = parse_ok({"list.txt", "--out", "thumbs"});
+  CHECK_FALSE(local.out_is_s3());
+  CHECK(local.out_dir == "thumbs");
+  CHECK(parse_ok({"list.txt", "--out", "s3://thumbs/t/"}).out_s3 == "s3://thumbs/t/");
+  CHECK(parse_ok({"list.txt", "--out", "s3://thumbs/t"}).out_s3 == "s3://thumbs/t/");
+  CHECK(parse_ok({"list.txt", "--out", "s3://thumbs"}).out_s3 == "s3://thumbs");
+  Options o = parse_ok({"list.txt", "--out", "S3://thumbs/2026/x/"});
+  CHECK(o.out_is_s3());
+  CHECK(finalize_options(o).ok());
+  Options bad = run({"list.txt", "--out", "s3://No_Such/t/"}).parsed.options;
+  CHECK(bad.out_is_s3());
+  CHECK_FALSE(finalize_options(bad).ok());
+  const Options s3 = parse_ok({"list.txt", "--uploads", "4", "--upload-queue-mb", "16", "--upload-attempts", "2",
+                               "--cache-control", "max-age=3600", "--s3-endpoint", "http://127.0.0.1:9",
+                               "--s3-region", "eu-west-3", "--s3-path-style"});
+  CHECK(s3.uploads == 4);
+  CHECK(s3.upload_queue_mb == 16);
+  CHECK(s3.upload_attempts == 2);
+  CHECK(s3.cache_control == "max-age=3600");
+  CHECK(s3.s3_flags.endpoint == "http://127.0.0.1:9");
+  CHECK(s3.s3_flags.region == "eu-west-3");
+  CHECK(s3.s3_flags.path_style);
 }
 
 }  // namespace thumbmill

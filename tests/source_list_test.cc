@@ -196,15 +196,26 @@ TEST_CASE("parse_source_line trims surrounding whitespace") {
 
 TEST_CASE("other schemes are unsupported, with the documented message") {
   CHECK(rejected("ftp://example.com/cat.jpg", 7) ==
-        "line 7: unsupported scheme 'ftp' (only http, https, file and local paths)");
+        "line 7: unsupported scheme 'ftp' (only http, https, s3, file and local paths)");
   for (const std::string text : {"gopher://example.com/1", "data:image/png;base64,iVBORw0KGgo=", "javascript:alert(1)",
-                           "mailto:someone@example.com", "ssh://host/x", "httpx://host/a.jpg", "s3://bucket/key",
+                           "mailto:someone@example.com", "ssh://host/x", "httpx://host/a.jpg",
                            "jar:file:///x!/y"}) {
     CAPTURE(text);
     const std::string message = rejected(text, 12);
     const std::string scheme(std::string_view(text).substr(0, std::string_view(text).find(':')));
-    CHECK(message == "line 12: unsupported scheme '" + scheme + "' (only http, https, file and local paths)");
+    CHECK(message == "line 12: unsupported scheme '" + scheme + "' (only http, https, s3, file and local paths)");
   }
+}
+
+TEST_CASE("s3:// lines name one object, key verbatim") {
+  const SourceLine line = parse_source_line("  s3://photos/2026/a b+c=&d é.jpg  ", 3);
+  REQUIRE(line.status.ok());
+  CHECK(line.kind == SourceKind::kS3);
+  CHECK(line.location == "s3://photos/2026/a b+c=&d é.jpg");
+  CHECK(line.display == line.location);
+  CHECK(rejected("s3://photos/2026/", 4).find("prefix") != std::string::npos);
+  CHECK(rejected("s3://photos", 4).find("prefix") != std::string::npos);
+  CHECK_FALSE(parse_source_line("s3://UPPER/x.jpg", 5).status.ok());
 }
 
 TEST_CASE("URLs without a host, or with a bad port") {

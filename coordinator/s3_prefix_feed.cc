@@ -1,0 +1,121 @@
+#include "coordinator/s3_prefix_feed.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <chrono>
+#include <cstdio>
+#include <mutex>
+#include <thread>
+
+#include "shared/fd_io.h"
+#include "shared/s3_client.h"
+
+namespace thumbmill {
+namespace {
+
+/// Tries of one page before the listing fails: connection errors, timeouts
+/// and 5xx pass more often than not.
+constexpr int kPageTries = 4;
+
+bool lower_ends_with(std::string_view key, std::string_view suffix) {
+  if (key.size() < suffix.size()) return false;
+  return std::equal(suffix.begin(), suffix.end(), key.end() - static_cast<std::ptrdiff_t>(suffix.size()),
+                    [](char a, char b) { return a == std::tolower(static_cast<unsigned char>(b)); });
+}
+
+/// A key a list line carries unchanged.
+bool fits_a_line(std::string_view key) {
+  if (key.empty() || std::isspace(static_cast<unsigned char>(key.front())) ||
+      std::isspace(static_cast<unsigned char>(key.back())))
+    return false;
+  return std::none_of(key.begin(), key.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
+}
+
+class S3PrefixFeed : public SourceFeed {
+ public:
+  S3PrefixFeed(std::unique_ptr<SourceFeed> lines, UniqueFd write_end, const S3Settings& settings, S3Location prefix)
+      : lines_(std::move(lines)),
+        thread_([this, fd = std::move(write_end), settings, prefix = std::move(prefix)]() mutable {
+          List(std::move(fd), settings, prefix);
+        }) {}
+  ~S3PrefixFeed() override {
+    lines_.reset();  // closes the read end: the lister's next write fails, and it ends
+    thread_.join();
+  }
+
+  std::optional<SourceLine> TryNext() override { return lines_->TryNext(); }
+  bool done() const override { return lines_->done(); }
+  int wait_fd() const override { return lines_->wait_fd(); }
+  const Status& status() const override {
+    std::lock_guard guard(mutex_);
+    return listing_.ok() ? lines_->status() : listing_;
+  }
+
+ private:
+  void List(UniqueFd out, const S3Settings& settings, const S3Location& prefix);
+  void Fail(Status status) {
+    std::lock_guard guard(mutex_);
+    listing_ = std::move(status);
+  }
+
+  std::unique_ptr<SourceFeed> lines_;
+  mutable std::mutex mutex_;
+  Status listing_;  // set before the write end closes
+  std::thread thread_;
+};
+
+void S3PrefixFeed::List(UniqueFd out, const S3Settings& settings, const S3Location& prefix) {
+  S3Client client(settings);
+  std::string token;
+  std::uint64_t skipped = 0;
+  do {
+    Result<S3ListPage> page = Status(Code::kInternal, "not listed");
+    for (int tries = 1;; ++tries) {
+      page = client.ListPage(prefix.bucket, prefix.key, token);
+      const Code code = page.ok() ? Code::kOk : page.status().code();
+      const bool passing = code == Code::kNetwork || code == Code::kTimeout ||
+                           (code == Code::kHttpStatus && page.status().message().find("HTTP 5") != std::string::npos);
+      if (page.ok() || !passing || tries >= kPageTries) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(200 << tries));  // the lister's own thread
+    }
+    if (!page.ok()) return Fail(page.status());
+    for (const S3Object& object : page->objects) {
+      if (!is_image_key(object.key)) continue;
+      if (!fits_a_line(object.key)) {
+        ++skipped;
+        continue;
+      }
+      const std::string line = S3Location{prefix.bucket, object.key}.url() + "\n";
+      if (!write_all(out.get(), line.data(), line.size()).ok()) return;  // the feed is gone
+    }
+    token = page->truncated ? page->next_token : "";
+  } while (!token.empty());
+  if (skipped)
+    std::fprintf(stderr, "thumbmill: %llu keys under %s skipped: a control character or blanks at an end\n",
+                 static_cast<unsigned long long>(skipped), prefix.url().c_str());
+}
+
+}  // namespace
+
+bool is_image_key(std::string_view key) {
+  static constexpr std::array<std::string_view, 12> kExtensions = {
+      ".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".tif", ".tiff", ".avif", ".heic", ".heif", ".jxl"};
+  return std::any_of(kExtensions.begin(), kExtensions.end(),
+                     [key](std::string_view ext) { return lower_ends_with(key, ext); });
+}
+
+Result<std::unique_ptr<SourceFeed>> open_s3_prefix_feed(const S3Settings& settings, const S3Location& prefix) {
+  auto pipe = make_pipe();
+  if (!pipe.ok()) return pipe.status();
+  UniqueFd read_end(pipe->read_fd);
+  UniqueFd write_end(pipe->write_fd);
+  auto lines = open_fd_feed(std::move(read_end), prefix.url());
+  if (!lines.ok()) return lines.status();
+  return std::unique_ptr<SourceFeed>(
+      new S3PrefixFeed(std::move(lines.value()), std::move(write_end), settings, prefix));
+}
+
+}  // namespace thumbmill
