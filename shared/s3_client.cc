@@ -13,6 +13,7 @@ namespace {
 // The most of an answer kept when no limit is asked (a listing page of 1000
 // long keys is well under 1 MiB; error bodies are a few hundred bytes).
 constexpr std::uint64_t kMaxListingBytes = 64ull << 20;
+constexpr std::size_t kMaxErrorBytes = 64 << 10;
 
 /// One request's buffers, alive for its transfer.
 struct Transfer {
@@ -41,6 +42,14 @@ struct Transfer {
 std::size_t on_write(char* data, std::size_t size, std::size_t count, void* user) {
   auto* t = static_cast<Transfer*>(user);
   const std::size_t n = size * count;
+  long status = 0;
+  curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+  if (status < 200 || status >= 300) {
+    // An error body: only its start is read (s3_error_summary), whatever
+    // the limit asked for the object.
+    if (t->body.size() < kMaxErrorBytes) t->body.append(data, std::min(n, kMaxErrorBytes - t->body.size()));
+    return n;
+  }
   if (t->body.size() + n > t->max_bytes) {
     t->too_large = true;
     return 0;  // libcurl stops with CURLE_WRITE_ERROR

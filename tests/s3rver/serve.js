@@ -9,8 +9,18 @@
 // --openssl-legacy-provider: s3rver's continuation tokens use DES, which
 // OpenSSL 3 keeps in the legacy provider; without it a truncated listing
 // answers 500.
+//
+// One fix to s3rver 4.0.4: its XML answers escape every value twice (he.escape,
+// then the XML builder's own escaping), so a listed key "a&b" arrives as
+// "a&amp;amp;b" and decodes to "a&amp;b" (likewise ' < >). A real server
+// escapes once; so does s3rver with he.escape made a no-op below, leaving
+// the builder's escaping alone. (he is resolved from s3rver's own directory: the
+// instance it uses; its decode, used to read request bodies, is left as it is.)
 'use strict';
 
+const path = require('path');
+const he = require(require.resolve('he', { paths: [path.dirname(require.resolve('@20minutes/s3rver'))] }));
+he.escape = (text) => text;
 const S3rver = require('@20minutes/s3rver');
 
 const [port, directory, ...buckets] = process.argv.slice(2);
