@@ -170,9 +170,13 @@ class Coordinator {
   int request_fd_ = -1;  // our end of the downloader's request pipe
   int workers_wanted_ = 0;
   static constexpr std::uint32_t kMaxAttempts = 2;  // resize attempts per source
-  // Uploaders that may die holding one source's thumbnails before it fails:
-  // a bundle that kills every uploader must not stop the run.
-  static constexpr std::uint32_t kMaxUploadHolds = 3;
+  // Uploaders that may die holding one source's thumbnails before it fails.
+  // Generous: an uploader only sends bytes (nothing in a bundle is parsed
+  // but its checked header), so its deaths are kills from outside or a
+  // failing machine, and a replacement takes the requeued bundles first; the
+  // bound only keeps a bundle that somehow killed every uploader from
+  // looping for ever.
+  static constexpr std::uint32_t kMaxUploadHolds = 8;
   std::int32_t uploader_ = 0;
   RestartThrottle uploader_throttle_;
   bool uploader_wanted_ = false;

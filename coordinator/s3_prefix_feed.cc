@@ -7,6 +7,7 @@
 #include <cctype>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <mutex>
 #include <thread>
 
@@ -67,14 +68,23 @@ class S3PrefixFeed : public SourceFeed {
   std::thread thread_;
 };
 
+/// Keys per listing page: S3's 1000, or (test-only, read only when set)
+/// $THUMBMILL_TEST_S3_LIST_PAGE, so a small prefix spans several pages.
+int page_keys() {
+  const char* test = std::getenv("THUMBMILL_TEST_S3_LIST_PAGE");
+  const int keys = test ? std::atoi(test) : 0;
+  return keys > 0 && keys <= 1000 ? keys : 1000;
+}
+
 void S3PrefixFeed::List(UniqueFd out, const S3Settings& settings, const S3Location& prefix) {
   S3Client client(settings);
+  const int max_keys = page_keys();
   std::string token;
   std::uint64_t skipped = 0;
   do {
     Result<S3ListPage> page = Status(Code::kInternal, "not listed");
     for (int tries = 1;; ++tries) {
-      page = client.ListPage(prefix.bucket, prefix.key, token);
+      page = client.ListPage(prefix.bucket, prefix.key, token, max_keys);
       const Code code = page.ok() ? Code::kOk : page.status().code();
       const bool passing = code == Code::kNetwork || code == Code::kTimeout ||
                            (code == Code::kHttpStatus && page.status().message().find("HTTP 5") != std::string::npos);
