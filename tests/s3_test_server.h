@@ -5,8 +5,10 @@
 //
 //   S3TestServer server({"photos", "thumbs"});
 //   if (!server.available()) THUMBMILL_SKIP(server.skip_reason());
-//   S3Client client(server.settings());
-//   run_command({coordinator, ...}, {.env = server.env()});
+//   S3Client client(server.settings());          // put sources, read results
+//   CommandOptions options;
+//   options.env = server.env();                   // AWS_* for the coordinator
+//   run_command({coordinator, "s3://photos/", "--out", "s3://thumbs/t/"}, options);
 //
 // Not available (skip, never fail) when node or the npm package is missing
 // (scripts/setup installs both). Once available, a server that does not
