@@ -75,7 +75,10 @@ struct S3PutFields {
   std::string content_type;   // "image/jpeg"
   std::string cache_control;  // "" : none
   // x-amz-meta-<name>: <value>; names lowercase a-z 0-9 -; values printable
-  // ASCII (callers percent-encode anything else).
+  // ASCII (callers percent-encode anything else). No name may be a prefix
+  // of another (not "source" with "source-etag"): libcurl 7.88 sorts the
+  // signed headers as "name:value" strings and would sign such a pair in
+  // an order real servers reject (radosgw: 403 SignatureDoesNotMatch).
   std::vector<std::pair<std::string, std::string>> metadata;
 };
 

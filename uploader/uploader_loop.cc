@@ -135,7 +135,11 @@ void Uploader::StartThumbnails(Bundle& b) {
   S3PutFields fields;
   fields.content_type = std::string(plan_.content_type());
   fields.cache_control = options_.cache_control;
-  fields.metadata = {{"source", metadata_value(b.source)}, {"thumbmill-options", metadata_value(fingerprint_)}};
+  // No name may be a prefix of another ("source" beside "source-etag"):
+  // libcurl 7.88 sorts the signed headers as "name:value" strings, so such a
+  // pair is signed in an order a real server does not use (radosgw: 403
+  // SignatureDoesNotMatch; s3rver makes the same mistake and accepts it).
+  fields.metadata = {{"source-url", metadata_value(b.source)}, {"thumbmill-options", metadata_value(fingerprint_)}};
   if (fetch.etag[0]) fields.metadata.emplace_back("source-etag", metadata_value(text_of(fetch.etag)));
   if (fetch.last_modified[0])
     fields.metadata.emplace_back("source-last-modified", metadata_value(text_of(fetch.last_modified)));

@@ -5,7 +5,7 @@
 //
 // It takes bundles (upload_bundle.h: one source's encoded thumbnails) from
 // the upload queue, PUTs each thumbnail with its SHA-256, Content-Type,
-// --cache-control and provenance metadata (x-amz-meta-source,
+// --cache-control and provenance metadata (x-amz-meta-source-url,
 // -source-etag, -source-last-modified, -thumbmill-options), then the source's
 // manifest record (the record goes last: it says the thumbnails are whole),
 // reports one UploadOutcome, and only then releases the bundle.
