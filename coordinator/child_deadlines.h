@@ -13,7 +13,8 @@ namespace thumbmill {
 
 using SteadyClock = std::chrono::steady_clock;
 
-/// Silence allowed from a downloader with transfers due. It sends a frame
+/// Silence allowed from a downloader with transfers due (and from an uploader
+/// with uploads due). Each sends a frame
 /// at least every kHeartbeatIntervalMs (250 ms, wire.h) while it has work,
 /// so this is a dozen missed beats: a stopped or wedged one, not a slow one.
 inline constexpr std::chrono::milliseconds kDownloaderSilenceLimit{3000};

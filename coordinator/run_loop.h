@@ -134,6 +134,7 @@ class Coordinator {
   void CheckDeadlines();
   void AbandonStuckJob(const SlotView& job, const std::string& why);
   void CheckDownloaderAlive(Clock::time_point now);
+  void CheckUploaderAlive(Clock::time_point now);
   void CheckEndOfRun(Clock::time_point now);
   void Fatal(std::string message);
 

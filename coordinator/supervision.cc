@@ -269,6 +269,7 @@ void Coordinator::CheckDeadlines() {
       AbandonStuckJob(v, why);
   }
   CheckDownloaderAlive(last_deadline_check_);
+  CheckUploaderAlive(last_deadline_check_);
   CheckEndOfRun(last_deadline_check_);
 }
 
@@ -297,6 +298,25 @@ void Coordinator::CheckDownloaderAlive(Clock::time_point now) {
   d.killed_silent = true;
   std::fprintf(stderr, "\nthumbmill: the downloader (%d) sent nothing for %lld ms with transfers due; killed, restarting it\n",
                downloader_, static_cast<long long>(kDownloaderSilenceLimit.count()));
+}
+
+/// The uploader beats as the downloader does while it holds bundles; silent
+/// for as long with bundles due (held by it, or waiting to be taken), it is
+/// stopped or wedged: it is killed, and its exit requeues what it held for
+/// a replacement.
+void Coordinator::CheckUploaderAlive(Clock::time_point now) {
+  auto it = children_.find(uploader_);
+  if (!uploads_ || uploader_ == 0 || it == children_.end() || it->second.killed_silent) return;
+  Child& u = it->second;
+  bool due = false;
+  for (const SlotView& v : uploads_->Snapshot())
+    due = due || v.state == SlotState::kReady || (v.state == SlotState::kTaken && v.owner == uploader_);
+  if (!due) return u.liveness.Reset(now);
+  if (!u.liveness.Overdue(now, kDownloaderSilenceLimit)) return;
+  if (!pipe_.crew->Kill(uploader_, SIGKILL)) return u.liveness.Reset(now);  // a thread: PUTs end by --timeout
+  u.killed_silent = true;
+  std::fprintf(stderr, "\nthumbmill: the uploader (%d) sent nothing for %lld ms with uploads due; killed, restarting it\n",
+               uploader_, static_cast<long long>(kDownloaderSilenceLimit.count()));
 }
 
 /// Once the queue is closed every child should exit by itself; one that

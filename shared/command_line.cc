@@ -240,19 +240,23 @@ class HelpFormatter : public CLI::Formatter {
 };
 
 constexpr const char* kDescription =
-    "Makes thumbnails of every image listed in LIST, downloading URLs and reading local files.";
+    "Makes thumbnails of every image listed in LIST, downloading URLs, reading local files and S3 objects.";
 
-constexpr const char* kFooter = R"(LIST has one source per line: an http:// or https:// URL, a file:// URL or a
-local path. Blank lines and lines starting with # are skipped. Give - to read
-the list from standard input.
+constexpr const char* kFooter = R"(LIST has one source per line: an http:// or https:// URL, an s3://BUCKET/KEY
+object, a file:// URL or a local path. Blank lines and lines starting with #
+are skipped. Give - to read the list from standard input, or
+s3://BUCKET/PREFIX/ to take every image under a prefix.
 
-Each source becomes OUT/<name>_<size>.<ext>, e.g. thumbnails/cat_200.jpg. A
-source that fails is reported and the run goes on with the others.
+Each source becomes OUT/<name>_<size>.<ext>, e.g. thumbnails/cat_200.jpg, or
+the object PREFIX<name>_<size>.<ext> with --out s3://BUCKET/PREFIX/. A source
+that fails is reported and the run goes on with the others. S3 settings come
+from the flags, then AWS_* variables, then ~/.aws/credentials and config.
 
 Examples:
   coordinator urls.txt
   coordinator --sizes 64,200x150 --format webp --out thumbs urls.txt
-  find photos -name '*.jpg' | coordinator --workers 4 --report run.jsonl -)";
+  find photos -name '*.jpg' | coordinator --workers 4 --report run.jsonl -
+  coordinator s3://photos/2026/ --out s3://thumbs/t/)";
 
 void build_app(CLI::App& app, Options& o) {
   app.formatter(std::make_shared<HelpFormatter>());

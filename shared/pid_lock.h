@@ -14,6 +14,7 @@
 // section so that stopping after any one of them leaves a valid state.
 #pragma once
 
+#include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
 #include <time.h>
@@ -21,6 +22,8 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <cstdint>
 
 namespace thumbmill {
@@ -64,7 +67,25 @@ class PidLock {
   std::int32_t owner() const { return owner_.load(std::memory_order_relaxed); }
 
  private:
-  static bool alive(std::int32_t id) { return ::kill(id, 0) == 0 || errno != ESRCH; }
+  /// Whether `id` can still release the lock. A zombie cannot: it is dead,
+  /// only not yet reaped, and its reaper is the coordinator, which may be
+  /// the very one spinning here (it reaps between loop turns).
+  static bool alive(std::int32_t id) {
+    if (::kill(id, 0) != 0 && errno == ESRCH) return false;
+    char path[48];
+    std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(id));
+    const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return errno != ENOENT;  // gone between the two looks; else assume alive
+    char buf[512];
+    const ssize_t n = ::read(fd, buf, sizeof buf - 1);
+    ::close(fd);
+    if (n <= 0) return true;
+    buf[n] = '\0';
+    // "pid (comm) S ...": the state follows the last ')' (comm may hold one).
+    const char* close_paren = std::strrchr(buf, ')');
+    if (!close_paren || close_paren[1] != ' ') return true;
+    return close_paren[2] != 'Z' && close_paren[2] != 'X';
+  }
 
   std::atomic<std::int32_t> owner_{0};
 };

@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstring>
 #include <set>
 #include <thread>
@@ -392,6 +394,41 @@ TEST_CASE("a producer killed while filling: its slot and arena space come back")
   CHECK(q.ReclaimDead(producer).empty());
   CHECK(q.Stats().filling == 0);
   CHECK(q.Stats().arena_used == 0);
+}
+
+TEST_CASE("PidLock: a holder killed and not yet reaped (a zombie) is dead: its parent takes the lock over") {
+  // The coordinator is the parent of every lock holder and reaps them only
+  // between loop turns: spinning on a zombie's lock, it would never reap it.
+  auto* lock = static_cast<PidLock*>(
+      ::mmap(nullptr, sizeof(PidLock), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+  REQUIRE(lock != MAP_FAILED);
+  new (lock) PidLock();
+  const pid_t holder = ::fork();
+  REQUIRE(holder >= 0);
+  if (holder == 0) {
+    lock->lock();
+    ::raise(SIGKILL);  // dies holding it
+    ::_exit(1);
+  }
+  // Dead and unreaped, a zombie: wait for that without reaping it.
+  siginfo_t info{};
+  REQUIRE(::waitid(P_PID, holder, &info, WEXITED | WNOWAIT) == 0);
+  CHECK(lock->owner() == holder);
+  std::atomic<bool> taken{false};
+  std::thread taker([&] {
+    lock->lock();  // spun for ever on the zombie before
+    taken = true;
+    lock->unlock();
+  });
+  // An event with a deadline: the taker either gets the lock or never does.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!taken && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  const bool done = taken;
+  if (!done) lock->release_if_held_by(holder);  // let the thread end either way
+  taker.join();
+  CHECK(done);
+  ::waitpid(holder, nullptr, 0);
+  ::munmap(lock, sizeof(PidLock));
 }
 
 TEST_CASE("PidLock: a lock whose holder was killed is taken over") {

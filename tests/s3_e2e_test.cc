@@ -498,6 +498,34 @@ TEST_CASE("the uploader SIGKILLed 5 times: every thumbnail stored, the report ex
   CHECK(run_leftovers(bg.pid()).empty());  // no segment in /dev/shm, no child
 }
 
+TEST_CASE("a stopped uploader holding thumbnails is killed and replaced: the run ends, everything stored") {
+  NEED_STORE(store);
+  S3Client client(store.settings());
+  const std::string out = unique_prefix("stopped");
+  Run run(store);
+  write_file(run.work / "list.txt", local_list());
+  Proxy slow(store, {"--delay-ms", "40"}, run.work / "proxy.jsonl");
+  Background bg(run.Argv({"--out", "s3://thumbs/" + out, (run.work / "list.txt").string()}),
+                run.Env({{"AWS_ENDPOINT_URL", slow.endpoint()}}));
+  run.coordinators.push_back(bg.pid());
+  pid_t uploader = 0;
+  REQUIRE(eventually([&] {
+    auto running = children_running(bg.pid(), exe("uploader/uploader"));
+    if (running.empty()) return false;
+    uploader = running[0];
+    return true;
+  }));
+  // Once it holds work: an upload's record is in the report only after its PUTs.
+  REQUIRE(eventually([&] { return fs::exists(run.report) && fs::file_size(run.report) > 0; }));
+  REQUIRE(::kill(uploader, SIGSTOP) == 0);
+  const int code = bg.Wait(90);
+  INFO(bg.err());
+  if (code == -1) ::kill(uploader, SIGCONT);  // old behaviour: waits for it for ever
+  REQUIRE(code == 0);
+  CHECK(bg.err().find("1 uploader") != std::string::npos);
+  check_all_stored(run.ByUrl(), client, "thumbs", out);
+}
+
 TEST_CASE("resume against a bucket: a second run skips what is stored; a missing thumbnail is made again") {
   NEED_STORE(store);
   S3Client client(store.settings());
