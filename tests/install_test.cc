@@ -69,7 +69,7 @@ TEST_CASE("meson install puts the command in bin and its helpers in libexec/thum
   REQUIRE_FALSE(i.bin.empty());
   CHECK(names_in(i.bin) == std::set<std::string>{"thumbmill", "thumbmill-threaded"});
   REQUIRE_FALSE(i.helpers.empty());
-  CHECK(names_in(i.helpers) == std::set<std::string>{"downloader", "worker"});
+  CHECK(names_in(i.helpers) == std::set<std::string>{"downloader", "uploader", "worker"});
   CHECK(i.helpers.parent_path().filename() != "bin");
   CHECK_FALSE(i.man.empty());
   CHECK_FALSE(i.completion.empty());
