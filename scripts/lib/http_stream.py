@@ -27,8 +27,8 @@ class Head:
             raise HttpError("bad start line %r" % lines[0][:80])
         self.headers = []
         for line in lines[1:]:
-            if not line:
-                continue
+            if not line or line[:1] in (b" ", b"\t"):
+                continue  # the end, or an obsolete folded continuation line
             name, sep, value = line.partition(b":")
             if not sep:
                 raise HttpError("bad header line %r" % line[:80])
@@ -59,7 +59,7 @@ class Head:
         return n
 
     def version(self, index):
-        return self.start[index].upper()
+        return self.start[index].upper() if index < len(self.start) else b""
 
     def keeps_alive(self, version_index):
         """Whether the sender expects the connection to stay open after this message."""
