@@ -197,7 +197,8 @@ std::string format_summary(const RunTotals& t, double wall_s, const std::vector<
          t.thumbnails ? 1000.0 * upload_cpu_s / static_cast<double>(t.thumbnails) : 0.0, upload_rss_kb / 1024.0);
   out += format_process_table(rows);
   // What a user reads last: what went wrong, by kind, and where to look.
-  if (t.failed) out += "failed: " + format_failure_tally(t.failed_by_code) + " (reasons above; --report has one line per source)\n";
+  if (t.failed)
+    out += "failed: " + format_failure_tally(t.failed_by_code) + " (reasons above; --report has one line per source)\n";
   out += "thumbnails are in " + destination + "\n";
   return out;
 }

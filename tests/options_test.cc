@@ -311,7 +311,8 @@ TEST_CASE("every flag reaches its field") {
                         "--allow-untrusted-formats", "--report", "run.jsonl", "--connect-timeout", "3",
                         "--timeout", "600", "--stall-timeout", "7", "--max-redirects", "0",
                         "--fetch-attempts", "9", "--job-timeout", "5", "--force", "--fsync", "--progress",
-                        "--quiet", "--verbose", "--deny-private", "--no-local", "--uploads", "3", "--upload-queue-mb", "9",
+                        "--quiet", "--verbose", "--deny-private", "--no-local", "--uploads", "3",
+                        "--upload-queue-mb", "9",
                         "--upload-attempts", "2", "--cache-control", "max-age=60", "--s3-endpoint",
                         "http://127.0.0.1:1", "--s3-region", "eu-west-3", "--s3-path-style", "urls.txt"});
   // --out names a directory or a bucket (tested below), and `s3` is what
