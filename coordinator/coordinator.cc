@@ -59,12 +59,12 @@ int coordinator_main(int argc, char** argv, const PipelineMaker& make_pipeline) 
   ParsedCommandLine cmd = parse_command_line(argc, argv);
   if (cmd.exit_now) return cmd.exit_code;
   if (!cmd.error.empty()) {
-    std::fprintf(stderr, "coordinator: %s\nRun with --help for the options.\n", cmd.error.c_str());
+    std::fprintf(stderr, "thumbmill: %s\nRun with --help for the options.\n", cmd.error.c_str());
     return kExitUsage;
   }
   Options& options = cmd.options;
   if (Status st = finalize_options(options); !st.ok()) {
-    std::fprintf(stderr, "coordinator: %s\n", st.ToString().c_str());
+    std::fprintf(stderr, "thumbmill: %s\n", st.ToString().c_str());
     return kExitUsage;
   }
   ::signal(SIGPIPE, SIG_IGN);
@@ -78,17 +78,17 @@ int coordinator_main(int argc, char** argv, const PipelineMaker& make_pipeline) 
   if (auto s3 = resolve_s3_settings(options.s3_flags, process_environment()); s3.ok()) {
     options.s3 = *s3;
   } else if (s3_list || options.out_is_s3()) {
-    std::fprintf(stderr, "coordinator: %s\n", s3.status().ToString().c_str());
+    std::fprintf(stderr, "thumbmill: %s\n", s3.status().ToString().c_str());
     return kExitUsage;
   }
   auto list = s3_list ? open_s3_list(options) : open_list_feed(options.list_path);
   if (!list.ok()) {
-    std::fprintf(stderr, "coordinator: %s\n", list.status().ToString().c_str());
+    std::fprintf(stderr, "thumbmill: %s\n", list.status().ToString().c_str());
     return list.status().code() == Code::kInvalidArgument || list.status().code() == Code::kIoError ? kExitUsage
                                                                                                     : kExitFatal;
   }
   if (Status st = check_report_path(options); !st.ok()) {
-    std::fprintf(stderr, "coordinator: %s\n", st.ToString().c_str());
+    std::fprintf(stderr, "thumbmill: %s\n", st.ToString().c_str());
     return kExitUsage;
   }
   std::shared_ptr<const S3OutputIndex> s3_out;
@@ -96,7 +96,7 @@ int coordinator_main(int argc, char** argv, const PipelineMaker& make_pipeline) 
     // Before anything is downloaded: the bucket is there, and ours to use.
     auto index = open_s3_output(options);
     if (!index.ok()) {
-      std::fprintf(stderr, "coordinator: fatal: --out %s: %s\n", options.out_s3.c_str(),
+      std::fprintf(stderr, "thumbmill: fatal: --out %s: %s\n", options.out_s3.c_str(),
                    index.status().ToString().c_str());
       return kExitFatal;
     }
@@ -105,7 +105,7 @@ int coordinator_main(int argc, char** argv, const PipelineMaker& make_pipeline) 
     std::error_code ec;
     std::filesystem::create_directories(options.out_dir, ec);
     if (ec || ::access(options.out_dir.c_str(), W_OK) != 0) {
-      std::fprintf(stderr, "coordinator: fatal: output directory %s is not writable%s%s\n", options.out_dir.c_str(),
+      std::fprintf(stderr, "thumbmill: fatal: output directory %s is not writable%s%s\n", options.out_dir.c_str(),
                    ec ? ": " : "", ec ? ec.message().c_str() : "");
       return kExitFatal;
     }
@@ -116,20 +116,20 @@ int coordinator_main(int argc, char** argv, const PipelineMaker& make_pipeline) 
 
   auto pipeline = make_pipeline(options);
   if (!pipeline.ok()) {
-    std::fprintf(stderr, "coordinator: fatal: %s\n", pipeline.status().ToString().c_str());
+    std::fprintf(stderr, "thumbmill: fatal: %s\n", pipeline.status().ToString().c_str());
     return kExitFatal;
   }
   // Only now, with every start-up check passed, is an earlier report
   // replaced.
   auto report = ReportWriter::Open(options.report_path);
   if (!report.ok()) {
-    std::fprintf(stderr, "coordinator: %s\n", report.status().ToString().c_str());
+    std::fprintf(stderr, "thumbmill: %s\n", report.status().ToString().c_str());
     return kExitUsage;
   }
   run_loop::Coordinator coordinator(options, *pipeline, **list, *report, std::move(s3_out));
   int code = coordinator.Run();
   if (Status st = report->Close(); !st.ok()) {
-    std::fprintf(stderr, "coordinator: fatal: the report is incomplete: %s\n", st.ToString().c_str());
+    std::fprintf(stderr, "thumbmill: fatal: the report is incomplete: %s\n", st.ToString().c_str());
     code = kExitFatal;
   }
   if (coordinator.abandoned_children()) {

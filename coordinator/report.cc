@@ -89,21 +89,75 @@ std::string human_bytes(std::uint64_t bytes) {
   return buf;
 }
 
-std::string format_progress(const RunTotals& t, double elapsed_s) {
-  const std::uint64_t done = t.ok + t.failed + t.skipped;
-  const double rate = elapsed_s > 0 ? static_cast<double>(t.ok) / elapsed_s : 0;
-  const std::string total = std::to_string(t.sources_read) + (t.list_done ? "" : "+");
-  char buf[256];
-  std::snprintf(buf, sizeof buf, "%6" PRIu64 " ok %5" PRIu64 " failed  %" PRIu64 "/%s  %6.1f img/s  in %s  out %s  %d:%02d",
-                t.ok + t.skipped, t.failed, done, total.c_str(), rate, human_bytes(t.bytes_in).c_str(),
-                human_bytes(t.bytes_out).c_str(), static_cast<int>(elapsed_s) / 60,
-                static_cast<int>(elapsed_s) % 60);
+namespace {
+
+/// "0:14", "12:03", "1:02:03".
+std::string clock_time(double seconds) {
+  const long s = static_cast<long>(seconds + 0.5);
+  char buf[32];
+  if (s >= 3600)
+    std::snprintf(buf, sizeof buf, "%ld:%02ld:%02ld", s / 3600, s / 60 % 60, s % 60);
+  else
+    std::snprintf(buf, sizeof buf, "%ld:%02ld", s / 60, s % 60);
   return buf;
 }
 
-std::string format_summary(const RunTotals& t, double wall_s, const std::vector<ProcessRow>& rows) {
+/// "160 ok, 5 failed", with skipped and interrupted when there are any.
+std::string outcome_counts(const RunTotals& t) {
+  std::string out = std::to_string(t.ok) + " ok";
+  if (t.skipped) out += ", " + std::to_string(t.skipped) + " skipped";
+  out += ", " + std::to_string(t.failed) + " failed";
+  if (t.interrupted) out += ", " + std::to_string(t.interrupted) + " interrupted";
+  return out;
+}
+
+}  // namespace
+
+std::string format_progress(const RunTotals& t, double elapsed_s) {
+  const std::uint64_t done = t.done();
+  const double rate = elapsed_s > 0 ? static_cast<double>(t.ok) / elapsed_s : 0;
+  char rate_text[32];
+  std::snprintf(rate_text, sizeof rate_text, "%.1f img/s", rate);
+  if (!t.list_done)
+    return std::to_string(done) + " done (" + outcome_counts(t) + "), " + rate_text + ", list still being read";
+  std::string out = std::to_string(done) + " of " + std::to_string(t.sources_read) + " done (" + outcome_counts(t) +
+                    "), " + rate_text;
+  const std::uint64_t total = std::max<std::uint64_t>(t.sources_read, 1);
+  out += ", " + std::to_string(std::min<std::uint64_t>(100, done * 100 / total)) + "%";
+  // The ETA assumes the rest goes at the pace so far (every outcome
+  // counted: failures and skips take time too).
+  if (done > 0 && elapsed_s > 0 && done < t.sources_read) {
+    const double left = static_cast<double>(t.sources_read - done);
+    out += ", ETA " + clock_time(left * elapsed_s / static_cast<double>(done));
+  }
+  return out;
+}
+
+std::string format_failure_tally(const std::map<std::string, std::uint64_t>& by_code) {
+  std::vector<std::pair<std::string, std::uint64_t>> sorted(by_code.begin(), by_code.end());
+  std::stable_sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
   std::string out;
-  char buf[256];
+  for (const auto& [code, count] : sorted) {
+    if (count == 0) continue;
+    if (!out.empty()) out += ", ";
+    out += std::to_string(count) + " " + code;
+  }
+  return out;
+}
+
+std::string format_source_line(const SourceResult& r) {
+  if (!r.ok) return "thumbmill: failed: " + r.url + ": " + r.error + " [" + std::string(code_name(r.code)) + "]";
+  if (r.skipped) return "thumbmill: skipped (already done): " + r.url;
+  std::string out = "thumbmill: ok: " + r.url + ": " + std::to_string(r.outputs.size()) +
+                    (r.outputs.size() == 1 ? " thumbnail" : " thumbnails");
+  for (std::size_t i = 0; i < r.outputs.size(); ++i) out += (i ? " " : ": ") + r.outputs[i].path;
+  return out;
+}
+
+std::string format_summary(const RunTotals& t, double wall_s, const std::vector<ProcessRow>& rows,
+                           const std::string& destination) {
+  std::string out;
+  char buf[512];
   auto line = [&](const char* fmt, auto... args) {
     std::snprintf(buf, sizeof buf, fmt, args...);
     out += buf;
@@ -111,7 +165,16 @@ std::string format_summary(const RunTotals& t, double wall_s, const std::vector<
   const double rate = wall_s > 0 ? static_cast<double>(t.ok) / wall_s : 0;
   line("images      %" PRIu64 " ok, %" PRIu64 " failed, %" PRIu64 " skipped (already done)", t.ok,
        t.failed, t.skipped);
+  if (t.interrupted) line(", %" PRIu64 " interrupted", t.interrupted);
   if (t.duplicates) line(", %" PRIu64 " duplicate lines ignored", t.duplicates);
+  if (t.stopped_early) {
+    if (!t.not_started)
+      line("\nnot started the rest of the list was not read");
+    else if (*t.not_started)
+      line("\nnot started %" PRIu64 " list %s never read", *t.not_started, *t.not_started == 1 ? "line" : "lines");
+    if (!t.not_started || *t.not_started || t.interrupted)
+      line("\n            the run stopped early: run the same command again to resume (done sources are skipped)");
+  }
   line("\nthumbnails  %" PRIu64 " written, %s\n", t.thumbnails, human_bytes(t.bytes_out).c_str());
   line("downloaded  %s\n", human_bytes(t.bytes_in).c_str());
   line("wall time   %.2f s, %.1f images/s\n", wall_s, rate);
@@ -132,6 +195,21 @@ std::string format_summary(const RunTotals& t, double wall_s, const std::vector<
   if (uploaded)
     line("uploads     %.2f ms CPU per thumbnail, peak RSS %.1f MB\n",
          t.thumbnails ? 1000.0 * upload_cpu_s / static_cast<double>(t.thumbnails) : 0.0, upload_rss_kb / 1024.0);
+  out += format_process_table(rows);
+  // What a user reads last: what went wrong, by kind, and where to look.
+  if (t.failed)
+    out += "failed: " + format_failure_tally(t.failed_by_code) + " (reasons above; --report has one line per source)\n";
+  out += "thumbnails are in " + destination + "\n";
+  return out;
+}
+
+std::string format_process_table(const std::vector<ProcessRow>& rows) {
+  std::string out;
+  char buf[256];
+  auto line = [&](const char* fmt, auto... args) {
+    std::snprintf(buf, sizeof buf, fmt, args...);
+    out += buf;
+  };
   line("\n");
   line("%-12s %8s %9s %9s %10s %7s  %s\n", "process", "pid", "user s", "sys s", "peak RSS", "jobs", "ended");
   auto row = [&](const ProcessRow& r) {
@@ -141,15 +219,18 @@ std::string format_summary(const RunTotals& t, double wall_s, const std::vector<
   // After a crash storm, the processes that ended early are folded into one
   // row per role so the table stays readable; the rest get a row each.
   constexpr std::size_t kMaxEarlyRows = 8;
+  auto ended_well = [](const ProcessRow& r) {
+    return r.ended == "exit 0" || r.ended == "-" || r.ended.rfind("stopped", 0) == 0;
+  };
   std::size_t early = 0;
-  for (const ProcessRow& r : rows) early += r.ended != "exit 0" && r.ended != "-";
+  for (const ProcessRow& r : rows) early += !ended_well(r);
   if (early <= kMaxEarlyRows) {
     for (const ProcessRow& r : rows) row(r);
     return out;
   }
   std::vector<ProcessRow> folded;
   for (const ProcessRow& r : rows) {
-    if (r.ended == "exit 0" || r.ended == "-") {
+    if (ended_well(r)) {
       row(r);
       continue;
     }

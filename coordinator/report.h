@@ -4,6 +4,8 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -83,7 +85,9 @@ Status check_report_path(const Options& options);
 
 struct RunTotals {
   std::uint64_t ok = 0;
-  std::uint64_t failed = 0;
+  std::uint64_t failed = 0;       // ended in error, interrupted ones not included
+  std::uint64_t interrupted = 0;  // handed out, then the run stopped (Ctrl-C, fatal)
+  std::map<std::string, std::uint64_t> failed_by_code;  // error_code -> count, for `failed`
   std::uint64_t skipped = 0;
   std::uint64_t duplicates = 0;
   std::uint64_t thumbnails = 0;
@@ -94,6 +98,14 @@ struct RunTotals {
   std::uint64_t uploader_restarts = 0;
   std::uint64_t sources_read = 0;  // distinct sources seen so far
   bool list_done = false;          // sources_read is the final total
+  // A stopped run: list lines never read (counted without processing them),
+  // or nullopt when the rest of the list was left unread and uncounted.
+  // Meaningful only when stopped_early.
+  bool stopped_early = false;
+  std::optional<std::uint64_t> not_started;
+
+  /// Sources with an outcome (ok, skipped, failed, interrupted).
+  std::uint64_t done() const { return ok + skipped + failed + interrupted; }
 };
 
 /// One row of the per-process table.
@@ -102,14 +114,35 @@ struct ProcessRow {
   std::int32_t pid = 0;
   ChildUsage usage;
   std::uint64_t jobs = 0;
-  std::string ended;  // "exit 0", "signal 9 (Killed)", "running"
+  std::string ended;  // "exit 0", "signal 9 (Killed)", "stopped (...)", "-"
 };
 
-/// "  812 ok    3 failed / 1000  41.3 img/s  in 812.0 MB  out 9.1 MB  0:20"
+/// The live progress line, in words. Once the list has been read to its end:
+///   "165 of 340 done (160 ok, 5 failed), 12.3 img/s, 45%, ETA 0:14"
+/// before that (no total yet, so no percentage or ETA):
+///   "165 done (160 ok, 5 failed), 12.3 img/s, list still being read"
+/// Skipped and interrupted counts appear in the parentheses when not zero.
 std::string format_progress(const RunTotals& totals, double elapsed_s);
 
-/// The closing summary: totals, rates and the table of processes.
-std::string format_summary(const RunTotals& totals, double wall_s, const std::vector<ProcessRow>& rows);
+/// The closing summary: totals, rates, the table of processes, and last the
+/// tally of failures by error_code and where the thumbnails went
+/// (`destination`: the --out directory or s3:// prefix).
+std::string format_summary(const RunTotals& totals, double wall_s, const std::vector<ProcessRow>& rows,
+                           const std::string& destination);
+
+/// The table of processes, one row each (those that ended early folded by
+/// role after a crash storm), after a blank line.
+std::string format_process_table(const std::vector<ProcessRow>& rows);
+
+/// "3 http-status, 1 not-an-image": the most frequent first, ties by name.
+std::string format_failure_tally(const std::map<std::string, std::uint64_t>& by_code);
+
+/// The line printed as a source fails, without its newline:
+///   "thumbmill: failed: <source>: <reason> [error_code]"
+/// and, for -v, as one ends well:
+///   "thumbmill: ok: <source>: 3 thumbnails: out/a_100.webp out/a_200.webp ..."
+///   "thumbmill: skipped (already done): <source>"
+std::string format_source_line(const SourceResult& result);
 
 /// "812.0 MB", "9.1 KB" (decimal units, as download tools print them).
 std::string human_bytes(std::uint64_t bytes);

@@ -22,12 +22,12 @@ void Coordinator::HandleSignal(int signo) {
   if (signo == SIGCHLD) return;  // reaped below
   ++interrupts_;
   if (interrupts_ == 1) {
-    std::fprintf(stderr, "\nthumbmill: stopping: finishing the jobs already started (again to stop at once)\n");
+    Say("thumbmill: stopping: finishing the jobs already started (again to stop at once)");
     BeginDrain();
     DropUnstarted();
-    if (downloader_) pipe_.crew->Kill(downloader_, SIGKILL);
+    if (downloader_) StopChild(downloader_, SIGKILL, "the run was interrupted");
   } else {
-    for (const auto& [id, c] : children_) pipe_.crew->Kill(id, SIGKILL);
+    for (const auto& [id, c] : children_) StopChild(id, SIGKILL, "the run was interrupted twice");
   }
 }
 
@@ -98,6 +98,18 @@ void Coordinator::ShowProgress(bool force) {
   last_progress_ = Clock::now();
   std::fprintf(stderr, "\r%s\x1b[K", format_progress(totals_, seconds_since(start_)).c_str());
   std::fflush(stderr);
+  progress_drawn_ = true;
+}
+
+void Coordinator::Say(const std::string& line, bool even_quiet) {
+  if (options_.quiet && !even_quiet) return;
+  // One write per message, so a child's own line cannot land inside it.
+  std::string text = progress_drawn_ ? "\r\x1b[K" : "";
+  text += line;
+  text += '\n';
+  std::fputs(text.c_str(), stderr);
+  progress_drawn_ = false;
+  ShowProgress(true);
 }
 
 std::vector<ProcessRow> Coordinator::ProcessRows() const {
@@ -108,7 +120,7 @@ std::vector<ProcessRow> Coordinator::ProcessRows() const {
   ProcessRow me{"coordinator", static_cast<std::int32_t>(::getpid()),
                 {self.ru_utime.tv_sec + self.ru_utime.tv_usec / 1e6, self.ru_stime.tv_sec + self.ru_stime.tv_usec / 1e6,
                  self.ru_maxrss},
-                totals_.ok + totals_.failed, "-"};
+                totals_.done() - totals_.skipped, "-"};
   std::vector<ProcessRow> rows{me};
   rows.insert(rows.end(), ended_rows_.begin(), ended_rows_.end());
   return rows;
@@ -148,9 +160,16 @@ int Coordinator::Run() {
   std::sort(left.begin(), left.end());
   for (std::uint64_t id : left)
     FinishFailed(id, Code::kInterrupted, fatal_.empty() ? "interrupted before it finished" : "run stopped: " + fatal_);
+  // A run stopped before the end of its list: the lines never read are not
+  // started. They are counted only where that is cheap and bounded (the
+  // rest of a regular file); otherwise the summary says they were not read.
+  totals_.stopped_early = interrupts_ > 0 || !fatal_.empty();
+  if (totals_.stopped_early) totals_.not_started = list_done_ ? std::optional<std::uint64_t>(0) : list_.CountRest();
   ShowProgress(true);
-  if (options_.progress && !options_.quiet) std::fputc('\n', stderr);
-  if (!options_.quiet) std::fputs(format_summary(totals_, seconds_since(start_), ProcessRows()).c_str(), stderr);
+  if (progress_drawn_) std::fputc('\n', stderr);
+  const std::string destination = options_.out_is_s3() ? options_.out_s3 : options_.out_dir.string();
+  if (!options_.quiet)
+    std::fputs(format_summary(totals_, seconds_since(start_), ProcessRows(), destination).c_str(), stderr);
   ::close(signal_fd_);
   if (!fatal_.empty()) return kExitFatal;
   if (interrupts_) return kExitInterrupted;

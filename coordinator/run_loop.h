@@ -76,6 +76,10 @@ struct Child {
   Liveness liveness{Clock::now()};  // reset by every frame it sends
   EndOfRunDeadline end;             // applies once the queue is closed
   bool killed_silent = false;       // killed by CheckDownloaderAlive
+  // Set by StopChild: the run signalled it on purpose (its end is shown as
+  // "stopped (<stop_reason>)" when that signal ended it).
+  int stop_signal = 0;
+  std::string stop_reason;
 };
 
 /// One run: owns every source in flight and every child, and one blocking
@@ -106,6 +110,7 @@ class Coordinator {
   void FinishSkipped(const InFlight& s, std::optional<std::uint64_t> id = std::nullopt);
   void RecordOutcome(const InFlight& s, const SourceResult& r);
   void SendRequests();
+  void Conclude(const SourceResult& r);
   void Finish(std::uint64_t id, SourceResult result);
   void FinishFailed(std::uint64_t id, Code code, std::string error, std::uint32_t attempts = 0);
   SourceResult ResultFor(const InFlight& s) const;
@@ -137,6 +142,11 @@ class Coordinator {
   void CheckUploaderAlive(Clock::time_point now);
   void CheckEndOfRun(Clock::time_point now);
   void Fatal(std::string message);
+  /// Sends `signo` to child `id` on purpose (`reason`: why, for its row);
+  /// false when it cannot be signalled (a thread).
+  bool StopChild(std::int32_t id, int signo, const std::string& reason);
+  /// How a reaped child ended, for its row in the summary.
+  std::string EndedText(const ChildExit& e, const Child* child) const;
 
   // Stopping (run_loop.cc).
   void HandleSignal(int signo);
@@ -147,6 +157,10 @@ class Coordinator {
   // Loop plumbing (run_loop.cc).
   void PollOnce();
   void ShowProgress(bool force);
+  /// Prints one message line on standard error without garbling the
+  /// progress line (cleared first, drawn again after). Nothing with -q
+  /// unless `even_quiet` (fatal errors).
+  void Say(const std::string& line, bool even_quiet = false);
   std::vector<ProcessRow> ProcessRows() const;
 
   const Options& options_;
@@ -192,6 +206,7 @@ class Coordinator {
   RunTotals totals_;
   Clock::time_point start_ = Clock::now();
   Clock::time_point last_progress_{};
+  bool progress_drawn_ = false;  // the progress line is on screen, unfinished
   Clock::time_point last_deadline_check_{};
   int signal_fd_ = -1;
   int interrupts_ = 0;

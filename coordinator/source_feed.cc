@@ -41,7 +41,23 @@ class FdListFeed : public SourceFeed {
   int wait_fd() const override { return done_ ? -1 : fd_; }
   const Status& status() const override { return status_; }
 
+  std::optional<std::uint64_t> CountRest() override {
+    // Only a regular file: reading it never waits, and its size bounds the
+    // work (a pipe could go on for ever).
+    struct stat st{};
+    if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
+    const off_t at = ::lseek(fd_, 0, SEEK_CUR);
+    if (at < 0 || st.st_size - at > kMaxCountedBytes) return std::nullopt;
+    std::uint64_t lines = 0;
+    while (TryNext()) ++lines;
+    if (!done_ || !status_.ok()) return std::nullopt;
+    return lines;
+  }
+
  private:
+  /// The most of a list CountRest reads (a fraction of a second to parse).
+  static constexpr off_t kMaxCountedBytes = 64 << 20;
+
   /// Moves what the descriptor has now into the parser's stream. False when
   /// nothing can be had now (would block) or reading failed.
   bool ReadMore() {

@@ -10,6 +10,7 @@
 // client library blocks. Parsing stays in SourceList (shared/source_list.h).
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -34,6 +35,12 @@ class SourceFeed {
   virtual int wait_fd() const = 0;
   /// Not ok when reading the list itself failed (not a malformed line).
   virtual const Status& status() const = 0;
+  /// For a run that stops early: how many lines are left that TryNext has
+  /// not returned (blank lines and comments not counted), read and counted
+  /// now without being processed, when that is cheap and bounded (the rest
+  /// of a regular file of reasonable size); nullopt when the rest cannot be
+  /// counted so (a pipe, a terminal, a bucket listing). Consumes the rest.
+  virtual std::optional<std::uint64_t> CountRest() { return std::nullopt; }
 };
 
 /// The list named by --list: a file, a pipe or FIFO, or standard input for

@@ -38,8 +38,7 @@ void Coordinator::Admit(SourceLine line) {
     r.code = line.status.code();
     r.error = line.status.message();
     ++totals_.sources_read;
-    ++totals_.failed;
-    report_.Write(r);
+    Conclude(r);
     return;
   }
   if (!seen_.insert(stable_hash(line.location)).second) {
@@ -53,11 +52,10 @@ void Coordinator::Admit(SourceLine line) {
   s.started_ms = monotonic_ms();
   auto entry = book_.Admit(s.line);
   if (!entry.ok()) {
-    ++totals_.failed;
     SourceResult r = ResultFor(s);
     r.code = Code::kIoError;
     r.error = "cannot name its outputs: " + entry.status().message();
-    report_.Write(r);
+    Conclude(r);
     return;
   }
   s.book = std::move(*entry);
@@ -72,8 +70,7 @@ void Coordinator::FinishSkipped(const InFlight& s, std::optional<std::uint64_t> 
   SourceResult r = ResultFor(s);
   r.ok = r.skipped = true;
   r.outputs = book_.Outputs(*s.book.record);
-  ++totals_.skipped;
-  report_.Write(r);
+  Conclude(r);
   if (id) inflight_.erase(*id);
 }
 
@@ -133,15 +130,30 @@ SourceResult Coordinator::ResultFor(const InFlight& s) const {
   return r;
 }
 
-void Coordinator::Finish(std::uint64_t id, SourceResult result) {
-  if (result.ok) {
+/// Counts one source's outcome, writes its report line and tells the user:
+/// a failure always (but with -q), an ok or skipped source with -v. An
+/// interrupted source is counted apart from the failures and not announced
+/// one by one (a Ctrl-C would print a screenful); the summary counts them.
+void Coordinator::Conclude(const SourceResult& r) {
+  if (r.skipped) {
+    ++totals_.skipped;
+  } else if (r.ok) {
     ++totals_.ok;
-    totals_.thumbnails += result.outputs.size();
-    for (const auto& o : result.outputs) totals_.bytes_out += o.bytes;
+    totals_.thumbnails += r.outputs.size();
+    for (const auto& o : r.outputs) totals_.bytes_out += o.bytes;
+  } else if (r.code == Code::kInterrupted) {
+    ++totals_.interrupted;
   } else {
     ++totals_.failed;
+    ++totals_.failed_by_code[std::string(code_name(r.code))];
   }
-  report_.Write(result);
+  report_.Write(r);
+  if (r.code == Code::kInterrupted && !r.ok) return;
+  if (!r.ok || options_.verbose) Say(format_source_line(r));
+}
+
+void Coordinator::Finish(std::uint64_t id, SourceResult result) {
+  Conclude(result);
   inflight_.erase(id);
   // A report that cannot be written (a full disk) ends the run: exit 3.
   if (!report_.status().ok()) Fatal(report_.status().ToString());

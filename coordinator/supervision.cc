@@ -103,10 +103,8 @@ void Coordinator::ReapChildren() {
     auto it = children_.find(e.id);
     std::uint64_t jobs = 0;
     double lived_s = 0;
-    std::string ended = e.Describe();
+    const std::string ended = EndedText(e, it != children_.end() ? &it->second : nullptr);
     if (it != children_.end()) {
-      if (it->second.end.signalled()) ended += ", stopped at the end of the run";
-      if (it->second.killed_silent) ended += ", silent with work due";
       jobs = it->second.jobs;
       lived_s = seconds_since(it->second.started);
       close_fd(it->second.result_fd);
@@ -120,6 +118,28 @@ void Coordinator::ReapChildren() {
     else
       OnWorkerExit(e, lived_s, jobs);
   }
+}
+
+/// A child that the run itself signalled (StopChild) and that ended by that
+/// signal is "stopped (<why>)", not a crash: it is what the user asked for
+/// (Ctrl-C) or the end-of-run rule. A child killed from outside keeps its
+/// signal ("signal 9 (Killed)"), and one that exited by itself its status.
+std::string Coordinator::EndedText(const ChildExit& e, const Child* child) const {
+  if (!child) return e.Describe();
+  if (child->stop_signal && e.signaled && e.signal == child->stop_signal) return "stopped (" + child->stop_reason + ")";
+  std::string ended = e.Describe();
+  if (child->killed_silent) ended += ", silent with work due";
+  return ended;
+}
+
+bool Coordinator::StopChild(std::int32_t id, int signo, const std::string& reason) {
+  if (!pipe_.crew->Kill(id, signo)) return false;
+  auto it = children_.find(id);
+  if (it != children_.end() && !it->second.killed_silent) {
+    it->second.stop_signal = signo;
+    it->second.stop_reason = reason;
+  }
+  return true;
 }
 
 void Coordinator::OnDownloaderExit(const ChildExit& e, double lived_s, std::uint64_t jobs) {
@@ -296,8 +316,8 @@ void Coordinator::CheckDownloaderAlive(Clock::time_point now) {
   // A thread cannot be killed alone; its transfers end by --timeout.
   if (!pipe_.crew->Kill(downloader_, SIGKILL)) return d.liveness.Reset(now);
   d.killed_silent = true;
-  std::fprintf(stderr, "\nthumbmill: the downloader (%d) sent nothing for %lld ms with transfers due; killed, restarting it\n",
-               downloader_, static_cast<long long>(kDownloaderSilenceLimit.count()));
+  Say("thumbmill: the downloader (" + std::to_string(downloader_) + ") sent nothing for " +
+      std::to_string(kDownloaderSilenceLimit.count()) + " ms with transfers due; killed, restarting it");
 }
 
 /// The uploader beats as the downloader does while it holds bundles; silent
@@ -315,8 +335,8 @@ void Coordinator::CheckUploaderAlive(Clock::time_point now) {
   if (!u.liveness.Overdue(now, kDownloaderSilenceLimit)) return;
   if (!pipe_.crew->Kill(uploader_, SIGKILL)) return u.liveness.Reset(now);  // a thread: PUTs end by --timeout
   u.killed_silent = true;
-  std::fprintf(stderr, "\nthumbmill: the uploader (%d) sent nothing for %lld ms with uploads due; killed, restarting it\n",
-               uploader_, static_cast<long long>(kDownloaderSilenceLimit.count()));
+  Say("thumbmill: the uploader (" + std::to_string(uploader_) + ") sent nothing for " +
+      std::to_string(kDownloaderSilenceLimit.count()) + " ms with uploads due; killed, restarting it");
 }
 
 /// Once the queue is closed every child should exit by itself; one that
@@ -332,17 +352,18 @@ void Coordinator::CheckEndOfRun(Clock::time_point now) {
       if (v.state == SlotState::kTaken || v.state == SlotState::kFilling) busy.insert(v.owner);
   for (auto& [id, child] : children_) {
     if (abandoned_.count(id)) continue;
-    if (const int signo = child.end.Due(busy.count(id) > 0, now)) (void)pipe_.crew->Kill(id, signo);
+    if (const int signo = child.end.Due(busy.count(id) > 0, now))
+      (void)StopChild(id, signo, "idle at the end of the run");
   }
 }
 
 void Coordinator::Fatal(std::string message) {
   if (!fatal_.empty()) return;
   fatal_ = std::move(message);
-  std::fprintf(stderr, "\nthumbmill: fatal: %s\n", fatal_.c_str());
+  Say("thumbmill: fatal: " + fatal_, /*even_quiet=*/true);
   BeginDrain();
   DropUnstarted();
-  for (const auto& [id, c] : children_) pipe_.crew->Kill(id, SIGKILL);
+  for (const auto& [id, c] : children_) StopChild(id, SIGKILL, "the run ended: fatal error");
 }
 
 }  // namespace thumbmill::run_loop

@@ -189,7 +189,10 @@ void add_reporting_options(CLI::App& app, Options& o) {
       ->description("Show a live progress line on standard error (default: when it is a terminal)")
       ->group(group);
   app.add_flag("--no-progress")->description("Do not show the progress line")->group(group);
-  app.add_flag("-q,--quiet", o.quiet, "Print no progress and no summary")->group(group);
+  app.add_flag("-q,--quiet", o.quiet, "Print nothing but fatal errors: no progress, no failure lines, no summary")
+      ->group(group);
+  app.add_flag("-v,--verbose", o.verbose, "Also print a line for each source that ends well, with its thumbnails")
+      ->group(group);
 }
 
 /// `text` broken at spaces into lines of at most `width` columns (a longer

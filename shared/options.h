@@ -177,8 +177,13 @@ struct Options {
   // Default: on when standard error is a terminal (parse_command_line checks;
   // a default-constructed Options has false).
   bool progress = false;
-  // No summary or progress at all. Default: false
+  // Nothing on standard error but fatal errors: no progress, no line per
+  // failed source, no summary (the exit code still tells). Wins over
+  // verbose. Default: false
   bool quiet = false;
+  // A line on standard error for every source that ends well too (its
+  // thumbnails), not only for failures. Default: false
+  bool verbose = false;
 };
 
 /// The result of reading the command line.

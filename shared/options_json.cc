@@ -36,7 +36,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Options, list_path, out_dir, sizes, format, q
                                    downloads, queue_mb, max_bytes, max_pixels,
                                    max_decode_mb, allow_untrusted_formats, report_path, connect_timeout_s,
                                    transfer_timeout_s, stall_timeout_s, max_redirects,
-                                   fetch_attempts, job_timeout_s, force, fsync, progress, quiet,
+                                   fetch_attempts, job_timeout_s, force, fsync, progress, quiet, verbose,
                                    deny_private, no_local, out_s3, uploads, upload_queue_mb,
                                    upload_attempts, cache_control, s3_flags, s3)
 

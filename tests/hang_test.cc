@@ -214,6 +214,8 @@ TEST_CASE("a stopped idle worker does not keep a finished run alive") {
   CHECK(report.size() == 3);
   for (const auto& [url, e] : report) CHECK(e["status"] == "ok");
   CHECK(run.process->err().find("restarts") == std::string::npos);  // stopped on purpose: not a failure
+  // Its row says so, rather than "signal 15 (Terminated)" or "signal 9 (Killed)".
+  CHECK(run.process->err().find("stopped (idle at the end of the run)") != std::string::npos);
 }
 
 TEST_CASE("threaded build: a job past --job-timeout is reported and the run exits 3") {

@@ -91,6 +91,7 @@ Options unusual_options() {
   o.fsync = true;
   o.progress = true;
   o.quiet = true;
+  o.verbose = true;
   o.out_s3 = "s3://thumbs/t/";
   o.uploads = 3;
   o.upload_queue_mb = 9;
@@ -141,11 +142,12 @@ void check_same_fields(const Options& a, const Options& b) {
   CHECK(a.fsync == b.fsync);
   CHECK(a.progress == b.progress);
   CHECK(a.quiet == b.quiet);
+  CHECK(a.verbose == b.verbose);
 }
 
 // Options has this many fields; check_same_fields and the JSON must cover
 // them all. Update all three together.
-constexpr std::size_t kOptionFields = 32;
+constexpr std::size_t kOptionFields = 33;
 
 }  // namespace
 
@@ -291,6 +293,7 @@ TEST_CASE("defaults: only LIST given") {
   CHECK_FALSE(o.fsync);
   CHECK(o.progress == (isatty(STDERR_FILENO) == 1));
   CHECK_FALSE(o.quiet);
+  CHECK_FALSE(o.verbose);
 }
 
 TEST_CASE("a default-constructed Options matches the command-line defaults") {
@@ -308,7 +311,8 @@ TEST_CASE("every flag reaches its field") {
                         "--allow-untrusted-formats", "--report", "run.jsonl", "--connect-timeout", "3",
                         "--timeout", "600", "--stall-timeout", "7", "--max-redirects", "0",
                         "--fetch-attempts", "9", "--job-timeout", "5", "--force", "--fsync", "--progress",
-                        "--quiet", "--deny-private", "--no-local", "--uploads", "3", "--upload-queue-mb", "9",
+                        "--quiet", "--verbose", "--deny-private", "--no-local", "--uploads", "3",
+                        "--upload-queue-mb", "9",
                         "--upload-attempts", "2", "--cache-control", "max-age=60", "--s3-endpoint",
                         "http://127.0.0.1:1", "--s3-region", "eu-west-3", "--s3-path-style", "urls.txt"});
   // --out names a directory or a bucket (tested below), and `s3` is what
@@ -371,6 +375,8 @@ TEST_CASE("--progress and --no-progress: the last one wins") {
   CHECK(parse_ok({"--no-progress", "--progress", "l"}).progress);
   CHECK(parse_ok({"-q", "l"}).quiet);
   CHECK(parse_ok({"--quiet", "l"}).quiet);
+  CHECK(parse_ok({"-v", "l"}).verbose);
+  CHECK(parse_ok({"--verbose", "l"}).verbose);
 }
 
 TEST_CASE("byte and pixel suffixes on the command line") {
@@ -436,7 +442,7 @@ TEST_CASE("--help prints the help to stdout and asks for exit 0") {
                                "--queue-mb", "--max-bytes", "--max-pixels", "--allow-untrusted-formats",
                                "--report", "--connect-timeout", "--timeout", "--stall-timeout",
                                "--max-redirects", "--fetch-attempts", "--job-timeout", "--force", "--fsync",
-                               "--progress", "--no-progress", "--quiet", "--version"}) {
+                               "--progress", "--no-progress", "--quiet", "--verbose", "--version"}) {
       CAPTURE(option);
       CHECK(contains(result.out, std::string(option) + " "));
     }
