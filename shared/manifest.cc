@@ -38,7 +38,12 @@ std::string options_fingerprint(const Options& options) {
   // "v1": bump when the resizer's output for the same options changes.
   std::string text = "v1;sizes=";
   for (std::size_t i = 0; i < options.sizes.size(); ++i) text += (i ? "," : "") + options.sizes[i].label();
-  text += ";format=" + std::string(format_name(options.format));
+  // Several formats joined with ',': one format reads as before.
+  text += ";format=";
+  for (std::size_t i = 0; i < options.formats.size(); ++i) {
+    if (i) text += ',';
+    text += format_name(options.formats[i]);
+  }
   text += ";quality=" + std::to_string(options.quality);
   return text;
 }
