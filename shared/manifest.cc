@@ -161,10 +161,20 @@ int remove_orphan_manifest_temps(const std::filesystem::path& out_dir) {
 bool Manifest::OutputsIntact(const ManifestRecord& record) const {
   if (record.outputs.empty()) return false;
   for (const auto& o : record.outputs) {
-    // A name is ours only if it is a plain file name (a record is data read
-    // from disk: never let it point elsewhere).
-    if (o.name.empty() || o.name.find('/') != std::string::npos || o.name[0] == '.') return false;
+    // A name is ours only if it is a relative path of plain names, each
+    // directory on it a real one (a record is data read from disk: never
+    // let it point elsewhere). --name may put outputs in subdirectories.
     std::error_code ec;
+    std::filesystem::path walked = out_dir_;
+    for (std::size_t at = 0;;) {
+      const std::size_t slash = o.name.find('/', at);
+      const std::string part = o.name.substr(at, slash == std::string::npos ? std::string::npos : slash - at);
+      if (part.empty() || part[0] == '.') return false;
+      walked /= part;
+      if (slash == std::string::npos) break;
+      if (!std::filesystem::is_directory(std::filesystem::symlink_status(walked, ec)) || ec) return false;
+      at = slash + 1;
+    }
     const auto status = std::filesystem::symlink_status(out_dir_ / o.name, ec);
     if (ec || !std::filesystem::is_regular_file(status)) return false;
     if (std::filesystem::file_size(out_dir_ / o.name, ec) != o.bytes || ec) return false;
