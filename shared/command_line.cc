@@ -85,8 +85,8 @@ void add_output_options(CLI::App& app, Options& o) {
   app.add_option_function<std::string>(
          "--format", [&o](const std::string& names) { o.formats = *parse_formats(names); },
          "Output formats, comma-separated: jpeg (or jpg), webp, png, avif (default jpeg). Each size is "
-         "written in each format, size by size; avif is the slow one (about 10x jpeg's time per "
-         "thumbnail)")
+         "written in each format, size by size. avif is the slow one: on a 12 MP photo about 2x jpeg's "
+         "time at the default sizes, 5-7x at 1024 px")
       ->type_name("LIST")
       ->transform(checked_by(parse_formats))
       ->group(group);

@@ -104,6 +104,37 @@ Result<NameTemplate> NameTemplate::Parse(std::string_view text) {
     if (t.pieces_.empty() || t.pieces_.back().is_placeholder) t.pieces_.push_back({});
     t.pieces_.back().literal += text[at++];
   }
+  // Text between two placeholders must hold a byte that one of them can
+  // never hold, so a name splits back into its values one way only:
+  // "{stem}_{size}" and "{width}x{height}" do; "{stem}x{size}" does not
+  // ("ax1" x "2" = "a" x "1x2").
+  const bool has_stem = t.uses(Placeholder::kStem);
+  const auto alphabet = [has_stem](Placeholder p) -> std::string_view {
+    switch (p) {
+      case Placeholder::kSize: return "0123456789x";
+      case Placeholder::kWidth:
+      case Placeholder::kHeight: return "0123456789";
+      case Placeholder::kExt: return "abcdefghijklmnopqrstuvwxyz";
+      // Without {stem} the hash is the key: "-" and 8 more on a clash.
+      case Placeholder::kHash: return has_stem ? "0123456789abcdef" : "0123456789abcdef-";
+      default: return {};  // stem, dir: any literal byte may be in them
+    }
+  };
+  const auto separates = [&](std::string_view literal, Placeholder p) {
+    const std::string_view a = alphabet(p);
+    return !a.empty() && literal.find_first_not_of(a) != std::string_view::npos;
+  };
+  for (std::size_t i = 1; i + 1 < t.pieces_.size(); ++i) {
+    const Piece& p = t.pieces_[i];
+    const Piece &before = t.pieces_[i - 1], &after = t.pieces_[i + 1];
+    if (p.is_placeholder || !before.is_placeholder || !after.is_placeholder) continue;
+    if (p.literal.find('/') != std::string::npos || separates(p.literal, before.placeholder) ||
+        separates(p.literal, after.placeholder))
+      continue;
+    return bad_name("'" + p.literal + "' between {" + std::string(placeholder_name(before.placeholder)) + "} and {" +
+                    std::string(placeholder_name(after.placeholder)) +
+                    "} could also be part of their values: separate them with '_', '-', '.' or '/'");
+  }
   // Each '/'-separated component: not empty, ".", ".." or hidden; {dir}
   // stands alone (it may be empty or several directories), never last;
   // {width}/{height} only in the last; at most NAME_MAX bytes expanded.

@@ -49,7 +49,8 @@ class NameTemplate {
   /// Parses `text`; kInvalidArgument naming the problem ("--name: unknown
   /// placeholder {foo}", a '{' without '}', a byte outside the literal set,
   /// a leading '/', a component "..", "." or starting with '.', {width} or
-  /// {height} in a directory, two placeholders with nothing between them).
+  /// {height} in a directory, two placeholders with nothing between them or
+/// without one of "._-/" between them).
   static Result<NameTemplate> Parse(std::string_view text);
 
   /// This template made collision-free for `sizes` x `formats` outputs a

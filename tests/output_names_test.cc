@@ -336,6 +336,14 @@ TEST_CASE("--name: what a template may not be") {
   CHECK(error_of("{stem} {size}.{ext}").find("literal text may hold") != std::string::npos);
   CHECK(error_of("{stem}\\{size}.{ext}").find("literal text may hold") != std::string::npos);
   CHECK(error_of("{stem}{size}.{ext}").find("put text between two placeholders") != std::string::npos);
+  // "ax1" x "2" and "a" x "1x2" would be one name.
+  CHECK(error_of("{stem}x{size}.{ext}").find("could also be part of their values") != std::string::npos);
+  CHECK(error_of("{stem}a{hash}.{ext}").find("could also be part of their values") != std::string::npos);
+  CHECK(NameTemplate::Parse("{size}-{hash}.{ext}").ok());
+  CHECK(NameTemplate::Parse("{stem}-at-{size}.{ext}").ok());
+  CHECK(NameTemplate::Parse("{stem}-{width}x{height}.{ext}").ok());
+  CHECK(NameTemplate::Parse("{stem}-{hash}.{ext}").ok());  // a fixed 8 digits beside {stem}
+  CHECK(NameTemplate::Parse("{dir}/{stem}.{ext}").ok());
   CHECK(error_of("x{dir}/{stem}_{size}.{ext}").find("{dir} must be a whole directory") != std::string::npos);
   CHECK(error_of("{stem}_{size}/{dir}").find("put the file name after it") != std::string::npos);
   CHECK(error_of("{width}/{stem}_{size}.{ext}").find("known only after resizing") != std::string::npos);
