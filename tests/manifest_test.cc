@@ -139,6 +139,27 @@ TEST_CASE("outputs are intact only when every named file is there, as large as r
   CHECK_FALSE(manifest.OutputsIntact(r));
 }
 
+TEST_CASE("outputs in subdirectories (--name) are intact only through real directories") {
+  TempDir dir, elsewhere;
+  Manifest manifest(dir.path);
+  ManifestRecord r = sample();
+  r.outputs = {{"200/a/cat.jpg", 200, 150, 5}};
+  fs::create_directories(dir.path / "200/a");
+  write_text(dir.path / "200/a/cat.jpg", "12345");
+  CHECK(manifest.OutputsIntact(r));
+  for (const char* bad : {"200/../200/a/cat.jpg", "200//a/cat.jpg", "/200/a/cat.jpg", "200/.a/cat.jpg", "200/a/"}) {
+    CAPTURE(bad);
+    r.outputs[0].name = bad;
+    CHECK_FALSE(manifest.OutputsIntact(r));
+  }
+  // The same name through a symlinked directory is not ours.
+  fs::create_directories(elsewhere.path / "a");
+  write_text(elsewhere.path / "a/cat.jpg", "12345");
+  fs::create_directory_symlink(elsewhere.path, dir.path / "64");
+  r.outputs[0].name = "64/a/cat.jpg";
+  CHECK_FALSE(manifest.OutputsIntact(r));
+}
+
 TEST_CASE("the options fingerprint changes with sizes, format and quality only") {
   Options o;
   const std::string base = options_fingerprint(o);
@@ -308,6 +329,35 @@ TEST_CASE("the output plan removes exactly the temps a dead writer left for a st
   std::set<std::string> left;
   for (const auto& e : fs::directory_iterator(dir.path)) left.insert(e.path().filename().string());
   CHECK(left == std::set<std::string>(others.begin(), others.end()));
+}
+
+TEST_CASE("the output plan finds a dead writer's temps in the template's subdirectories") {
+  TempDir dir;
+  const SourceNames cat{"cat", "/src/cat.png"};
+  const long me = static_cast<long>(::gettid());
+  const OutputPlan sized(dir.path, {{200, 0}, {90, 90}}, {Format::kWebp, Format::kJpeg}, "{size}/{stem}.{ext}");
+  std::vector<fs::path> temps;
+  for (std::size_t i = 0; i < sized.count(); ++i) {
+    fs::create_directories(sized.final_path(cat, i).parent_path());
+    auto file = create_temp_for(sized.final_path(cat, i));
+    REQUIRE(file.ok());
+    REQUIRE(file->Close().ok());
+    temps.push_back(file->path());
+  }
+  const fs::path other = output_temp_path(dir.path / "200" / "dog.webp", me);  // another source's
+  std::ofstream(other) << "x";
+  sized.RemoveTemps(cat, me);
+  for (const auto& t : temps) CHECK_FALSE(fs::exists(t));
+  CHECK(fs::exists(other));
+  // With {width}/{height} the final names are not known: every temp of that
+  // writer in the source's directories goes (a dead writer's are all orphans).
+  const OutputPlan dims(dir.path, {{200, 0}}, {Format::kJpeg}, "{size}/{stem}-{width}x{height}.{ext}");
+  auto file = create_temp_for(dir.path / "200" / "cat-200x150.jpg");
+  REQUIRE(file.ok());
+  REQUIRE(file->Close().ok());
+  dims.RemoveTemps(cat, me);
+  CHECK_FALSE(fs::exists(file->path()));
+  CHECK_FALSE(fs::exists(other));
 }
 
 TEST_CASE("slot views are copies: what was freed is what is reported") {
