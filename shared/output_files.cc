@@ -150,8 +150,12 @@ Status write_output_file(const std::filesystem::path& root, std::string_view rel
     walked /= part;
     // EEXIST: made before, by us or another writer; O_NOFOLLOW below says
     // whether it is a real directory.
-    if (::mkdirat(dir.get(), part.c_str(), 0777) != 0 && errno != EEXIST)
+    if (::mkdirat(dir.get(), part.c_str(), 0777) == 0) {
+      // A new directory's entry is as durable as the file in it will be.
+      if (durable && ::fsync(dir.get()) != 0) return Status::FromErrno("fsync " + walked.parent_path().string());
+    } else if (errno != EEXIST) {
       return Status::FromErrno("cannot create directory " + walked.string());
+    }
     UniqueFd next(::openat(dir.get(), part.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!next.valid()) return Status::FromErrno("cannot open directory " + walked.string() + " (not a directory, or a symlink)");
     dir = std::move(next);

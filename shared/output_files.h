@@ -41,7 +41,7 @@ Status write_file_atomically(const std::filesystem::path& path, std::span<const 
 
 /// Writes `bytes` to `root`/`relative` atomically, as write_file_atomically,
 /// creating the directories of `relative` on the way (mode 0777 less the
-/// umask). Each directory is opened relative to the one before with
+/// umask; with `durable`, each new one's parent is fsynced). Each directory is opened relative to the one before with
 /// O_NOFOLLOW | O_DIRECTORY, and the temp file is created and renamed
 /// relative to the last: a symlink planted anywhere below `root` is never
 /// followed, so nothing is written outside it. A component that is empty,
