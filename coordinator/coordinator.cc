@@ -22,6 +22,7 @@
 #include "shared/s3_client.h"
 #include "shared/manifest.h"
 #include "shared/output_files.h"
+#include "shared/output_plan.h"
 #include "shared/shm_segment.h"
 
 namespace thumbmill {
@@ -109,10 +110,14 @@ int coordinator_main(int argc, char** argv, const PipelineMaker& make_pipeline) 
                    ec ? ": " : "", ec ? ec.message().c_str() : "");
       return kExitFatal;
     }
-    remove_orphan_temp_files(options.out_dir);
+    remove_orphan_temp_files(options.out_dir, OutputPlan(options).has_directories());
     remove_orphan_manifest_temps(options.out_dir);
   }
   remove_stale_run_files(default_temp_root());
+  // Said once, before any name is made: the names differ from what was typed.
+  if (const OutputPlan plan(options); plan.hash_added() && !options.quiet)
+    std::fprintf(stderr, "thumbmill: --name '%s' could give two sources one name: using '%s'\n",
+                 options.name_template.c_str(), plan.name_template().text().c_str());
 
   auto pipeline = make_pipeline(options);
   if (!pipeline.ok()) {

@@ -118,10 +118,11 @@ SourceResult Coordinator::ResizedResult(InFlight& s, const ResizeOutcome& o) {
     r.ok = false;
     r.code = Code::kInternal;
     r.error = "worker reported " + std::to_string(o.output_count) + " outputs for " +
-              std::to_string(plan.count()) + " sizes";
+              std::to_string(plan.count()) + " (sizes x formats)";
   }
   for (std::size_t i = 0; r.ok && i < count; ++i)
-    r.outputs.push_back({plan.location(s.book.stem, i), o.outputs[i].width, o.outputs[i].height, o.outputs[i].bytes});
+    r.outputs.push_back({plan.location({s.book.stem, s.line.location}, i, o.outputs[i].width, o.outputs[i].height),
+                         o.outputs[i].width, o.outputs[i].height, o.outputs[i].bytes});
   return r;
 }
 

@@ -21,7 +21,7 @@ Result<ResumeBook::Entry> ResumeBook::Admit(const SourceLine& line) {
     const auto owner = s3_->StemOwner(c);
     return !owner || *owner == location;
   };
-  auto stem = stems_.Allocate(location, claim, record ? record->stem : std::string());
+  auto stem = stems_.Allocate(location, claim, record ? record->stem : std::string(), plan_.stem_base(location));
   if (!stem.ok()) return stem.status();
   entry.stem = std::move(*stem);
   if (line.kind == SourceKind::kFile) {
@@ -40,7 +40,9 @@ ResumeBook::Verdict ResumeBook::Judge(const SourceLine& line, const Entry& entry
   const bool intact = s3_ ? s3_->OutputsIntact(*record) : manifest_.OutputsIntact(*record);
   if (record->outputs.size() != plan_.count() || !intact) return Verdict::kRedo;
   for (std::size_t i = 0; i < plan_.count(); ++i)
-    if (record->outputs[i].name != plan_.file_name(entry.stem, i)) return Verdict::kRedo;
+    if (record->outputs[i].name !=
+        plan_.file_name({entry.stem, line.location}, i, record->outputs[i].width, record->outputs[i].height))
+      return Verdict::kRedo;
   if (line.kind == SourceKind::kFile) {
     const SourceValidator& was = record->validator;
     const SourceValidator& now = entry.local_file;
@@ -67,7 +69,8 @@ Status ResumeBook::RecordMade(const SourceLine& line, const Entry& entry, const 
   record.stem = entry.stem;
   record.options = fingerprint_;
   for (std::size_t i = 0; i < outputs.size(); ++i)
-    record.outputs.push_back({plan_.file_name(entry.stem, i), outputs[i].width, outputs[i].height, outputs[i].bytes});
+    record.outputs.push_back({plan_.file_name({entry.stem, line.location}, i, outputs[i].width, outputs[i].height),
+                              outputs[i].width, outputs[i].height, outputs[i].bytes});
   if (line.kind == SourceKind::kFile) {
     record.validator = entry.local_file;
   } else {

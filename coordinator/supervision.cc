@@ -243,7 +243,7 @@ void Coordinator::OnWorkerExit(const ChildExit& e, double lived_s, std::uint64_t
 /// workers forever), or just freed if its outcome had already arrived.
 void Coordinator::SettleCrashedJob(const SlotView& job, Code code, const std::string& reason) {
   // A worker killed mid-write leaves a hidden temp file; its name is known.
-  book_.plan().RemoveTemps(job.stem, job.owner);
+  book_.plan().RemoveTemps({job.stem, job.source}, job.owner);
   auto it = inflight_.find(job.source_id);
   const bool pending = it != inflight_.end();
   if (pending && job.attempt < kMaxAttempts && !draining_) {

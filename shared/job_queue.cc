@@ -408,6 +408,7 @@ SlotView JobQueue::ViewLocked(SlotId id, bool full) const {
   v.taken_at_ms = s.taken_at_ms;
   if (!full) return v;
   v.stem = text_of(s.stem);
+  v.source = text_of(s.source);
   v.path = text_of(s.path);
   v.path_is_temp = s.path_is_temp != 0;
   v.fetch = s.fetch;

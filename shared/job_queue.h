@@ -106,6 +106,7 @@ struct SlotView {
   std::uint32_t attempt = 0;
   std::int64_t taken_at_ms = 0;
   std::string stem;
+  std::string source;         // what the job was made from (its outputs' names need it)
   std::string path;           // the job's body file, "" when in the arena
   bool path_is_temp = false;  // `path` is a spill file, to remove with the job
   FetchFacts fetch;

@@ -38,7 +38,12 @@ std::string options_fingerprint(const Options& options) {
   // "v1": bump when the resizer's output for the same options changes.
   std::string text = "v1;sizes=";
   for (std::size_t i = 0; i < options.sizes.size(); ++i) text += (i ? "," : "") + options.sizes[i].label();
-  text += ";format=" + std::string(format_name(options.format));
+  // Several formats joined with ',': one format reads as before.
+  text += ";format=";
+  for (std::size_t i = 0; i < options.formats.size(); ++i) {
+    if (i) text += ',';
+    text += format_name(options.formats[i]);
+  }
   text += ";quality=" + std::to_string(options.quality);
   return text;
 }
@@ -156,10 +161,20 @@ int remove_orphan_manifest_temps(const std::filesystem::path& out_dir) {
 bool Manifest::OutputsIntact(const ManifestRecord& record) const {
   if (record.outputs.empty()) return false;
   for (const auto& o : record.outputs) {
-    // A name is ours only if it is a plain file name (a record is data read
-    // from disk: never let it point elsewhere).
-    if (o.name.empty() || o.name.find('/') != std::string::npos || o.name[0] == '.') return false;
+    // A name is ours only if it is a relative path of plain names, each
+    // directory on it a real one (a record is data read from disk: never
+    // let it point elsewhere). --name may put outputs in subdirectories.
     std::error_code ec;
+    std::filesystem::path walked = out_dir_;
+    for (std::size_t at = 0;;) {
+      const std::size_t slash = o.name.find('/', at);
+      const std::string part = o.name.substr(at, slash == std::string::npos ? std::string::npos : slash - at);
+      if (part.empty() || part[0] == '.') return false;
+      walked /= part;
+      if (slash == std::string::npos) break;
+      if (!std::filesystem::is_directory(std::filesystem::symlink_status(walked, ec)) || ec) return false;
+      at = slash + 1;
+    }
     const auto status = std::filesystem::symlink_status(out_dir_ / o.name, ec);
     if (ec || !std::filesystem::is_regular_file(status)) return false;
     if (std::filesystem::file_size(out_dir_ / o.name, ec) != o.bytes || ec) return false;

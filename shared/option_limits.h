@@ -20,6 +20,9 @@ Status invalid_option(std::string message);
 /// The error for more than kMaxSizes different sizes.
 Status too_many_sizes(std::size_t count);
 
+/// The error for more than kMaxOutputsPerSource sizes x formats.
+Status too_many_outputs(std::size_t sizes, std::size_t formats);
+
 /// `text` in single quotes, for messages.
 std::string quoted(std::string_view text);
 

@@ -136,6 +136,12 @@ Status too_many_sizes(std::size_t count) {
                         std::to_string(kMaxSizes) + " are allowed");
 }
 
+Status too_many_outputs(std::size_t sizes, std::size_t formats) {
+  return invalid_option("--format: " + std::to_string(sizes) + " sizes x " + std::to_string(formats) + " formats make " +
+                        std::to_string(sizes * formats) + " thumbnails per source, at most " +
+                        std::to_string(kMaxOutputsPerSource) + " are allowed");
+}
+
 // Built with += : GCC 12 warns falsely (-Wrestrict) about "'" + std::string.
 std::string quoted(std::string_view text) {
   std::string out = "'";
@@ -212,6 +218,18 @@ Result<Format> parse_format(std::string_view text) {
     if (name == info.name || name == info.extension) return info.format;
   }
   return invalid_option(quoted(text) + " is not one of jpeg, webp, png, avif");
+}
+
+Result<std::vector<Format>> parse_formats(std::string_view text) {
+  std::vector<Format> formats;
+  for (std::size_t at = 0;;) {
+    const std::size_t comma = std::min(text.find(',', at), text.size());
+    Result<Format> format = parse_format(trim_blanks(text.substr(at, comma - at)));
+    if (!format.ok()) return format.status();
+    if (std::find(formats.begin(), formats.end(), *format) == formats.end()) formats.push_back(*format);
+    if (comma == text.size()) return formats;
+    at = comma + 1;
+  }
 }
 
 std::string_view format_name(Format format) { return info_of(format).name; }

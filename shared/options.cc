@@ -6,6 +6,7 @@
 
 #include <algorithm>
 
+#include "shared/name_template.h"
 #include "shared/option_limits.h"
 #include "shared/s3_location.h"
 
@@ -45,15 +46,32 @@ Status check_fields(const Options& options) {
   }
   for (char c : options.cache_control)
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return invalid_option("--cache-control: a control character");
-  if (known_format(options.format)) return Status::Ok();
-  return invalid_option("--format: not a known format");
+  if (options.formats.empty()) return invalid_option("--format: no format given");
+  for (Format format : options.formats)
+    if (!known_format(format)) return invalid_option("--format: not a known format");
+  return Status::Ok();
+}
+
+/// Repeated formats dropped (first kept); sizes x formats bounded; the name
+/// template valid for them.
+Status check_outputs(Options& options) {
+  std::vector<Format> unique;
+  for (Format format : options.formats)
+    if (std::find(unique.begin(), unique.end(), format) == unique.end()) unique.push_back(format);
+  options.formats = std::move(unique);
+  if (options.sizes.size() * options.formats.size() > kMaxOutputsPerSource)
+    return too_many_outputs(options.sizes.size(), options.formats.size());
+  auto name = NameTemplate::Parse(options.name_template);
+  if (name.ok()) name = name->ForOutputs(options.sizes.size(), options.formats.size());
+  return name.ok() ? Status::Ok() : name.status();
 }
 
 }  // namespace
 
 Status finalize_options(Options& options) {
   if (Status fields = check_fields(options); !fields.ok()) return fields;
-  return check_sizes(options.sizes);
+  if (Status sizes = check_sizes(options.sizes); !sizes.ok()) return sizes;
+  return check_outputs(options);
 }
 
 }  // namespace thumbmill

@@ -31,9 +31,12 @@ struct SizeSpec {
   bool operator==(const SizeSpec&) const = default;
 };
 
-/// Most sizes one run may ask for (each becomes one fixed OutputRecord in the
-/// worker's ResizeOutcome, shared/wire.h).
+/// Most sizes one run may ask for.
 inline constexpr std::size_t kMaxSizes = 8;
+
+/// Most outputs per source, sizes x formats (each becomes one fixed
+/// OutputRecord in the worker's ResizeOutcome, shared/wire.h).
+inline constexpr std::size_t kMaxOutputsPerSource = 16;
 
 /// Largest accepted width or height.
 inline constexpr int kMaxSizeDimension = 100000;
@@ -55,6 +58,9 @@ enum class Format { kJpeg, kWebp, kPng, kAvif };
 
 /// "jpeg" -> kJpeg, ...; also accepts "jpg".
 Result<Format> parse_format(std::string_view text);
+/// "webp,jpeg" -> {kWebp, kJpeg}: one or more formats, comma-separated,
+/// repeats dropped (the first kept).
+Result<std::vector<Format>> parse_formats(std::string_view text);
 std::string_view format_name(Format format);
 /// File name extension without the dot: "jpg", "webp", "png", "avif".
 std::string_view format_extension(Format format);
@@ -82,8 +88,15 @@ struct Options {
   // Default: widths 32, 64 and 200, keeping the aspect ratio.
   std::vector<SizeSpec> sizes = {{32, 0}, {64, 0}, {200, 0}};
 
+  // Formats to write each size in, in the order given (--format webp,jpeg).
+  // A source's outputs are sizes x formats, sizes-major: size 1 in every
+  // format, then size 2, ... (OutputPlan). At most kMaxOutputsPerSource.
   // Default: jpeg
-  Format format = Format::kJpeg;
+  std::vector<Format> formats = {Format::kJpeg};
+
+  // --name: the name of each output under --out (shared/name_template.h).
+  // Default: "{stem}_{size}.{ext}"
+  std::string name_template = "{stem}_{size}.{ext}";
 
   // Encoder quality, 1-100 (jpeg, webp, avif); ignored for png.
   // Default: 85
@@ -204,7 +217,8 @@ ParsedCommandLine parse_command_line(int argc, const char* const* argv);
 
 /// Checks what CLI11's validators cannot, and everything again for Options
 /// built by hand or read from JSON: every field in its range, the sizes list
-/// not empty and at most kMaxSizes different sizes. Drops repeated sizes, keeping the first of each in the user's
+/// not empty and at most kMaxSizes different sizes, at most
+/// kMaxOutputsPerSource sizes x formats, --name valid for them. Drops repeated sizes and formats, keeping the first of each in the user's
 /// order. Keeps workers == 0. Idempotent. Returns kInvalidArgument naming the
 /// flag otherwise.
 Status finalize_options(Options& options);

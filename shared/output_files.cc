@@ -13,6 +13,7 @@
 #include <unordered_set>
 
 #include "shared/checked_file.h"
+#include "shared/fd_io.h"
 
 #include "shared/proc_stat.h"
 
@@ -133,9 +134,75 @@ Status write_file_atomically(const std::filesystem::path& path, std::span<const 
   return durable ? fsync_directory(path.parent_path()) : Status::Ok();
 }
 
-int remove_orphan_temp_files(const std::filesystem::path& dir) {
+Status write_output_file(const std::filesystem::path& root, std::string_view relative,
+                         std::span<const std::byte> bytes, bool durable) {
+  const std::filesystem::path full = root / std::string(relative);
+  UniqueFd dir(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dir.valid()) return Status::FromErrno("cannot open " + root.string());
+  std::filesystem::path walked = root;
+  std::string_view rest = relative;
+  for (;;) {
+    const std::size_t slash = rest.find('/');
+    const std::string part(rest.substr(0, slash));
+    if (part.empty() || part == "." || part == "..")
+      return Status(Code::kInvalidArgument, "refusing output name " + std::string(relative));
+    if (slash == std::string_view::npos) break;
+    walked /= part;
+    // EEXIST: made before, by us or another writer; O_NOFOLLOW below says
+    // whether it is a real directory.
+    if (::mkdirat(dir.get(), part.c_str(), 0777) == 0) {
+      // A new directory's entry is as durable as the file in it will be.
+      if (durable && ::fsync(dir.get()) != 0) return Status::FromErrno("fsync " + walked.parent_path().string());
+    } else if (errno != EEXIST) {
+      return Status::FromErrno("cannot create directory " + walked.string());
+    }
+    UniqueFd next(::openat(dir.get(), part.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!next.valid()) return Status::FromErrno("cannot open directory " + walked.string() + " (not a directory, or a symlink)");
+    dir = std::move(next);
+    rest.remove_prefix(slash + 1);
+  }
+  const std::string name(rest);
+  const long writer = static_cast<long>(::gettid());
+  std::string temp_name;
+  int fd = -1;
+  for (int i = 0; i < kCreateTries && fd < 0; ++i) {
+    temp_name = output_temp_path(name, writer).filename().string();
+    fd = ::openat(dir.get(), temp_name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0 && errno != EEXIST) return Status::FromErrno("cannot create " + (walked / temp_name).string());
+  }
+  if (fd < 0) return Status(Code::kIoError, "cannot create a temp file beside " + full.string());
+  CheckedFile file = CheckedFile::Adopt(fd, walked / temp_name);
+  Status status = file.Write(bytes);
+  if (status.ok() && durable) status = file.Sync();
+  if (Status closed = file.Close(); status.ok()) status = std::move(closed);
+  if (status.ok() && ::renameat(dir.get(), temp_name.c_str(), dir.get(), name.c_str()) != 0)
+    status = Status::FromErrno("cannot rename to " + full.string());
+  if (!status.ok()) {
+    ::unlinkat(dir.get(), temp_name.c_str(), 0);
+    return status;
+  }
+  if (durable && ::fsync(dir.get()) != 0) return Status::FromErrno("fsync " + walked.string());
+  return Status::Ok();
+}
+
+int remove_orphan_temp_files(const std::filesystem::path& dir, bool recursive) {
   int removed = 0;
   std::error_code ec;
+  if (recursive) {
+    // Directory symlinks are not followed (the iterator's default).
+    std::filesystem::recursive_directory_iterator it(dir, ec), end;
+    for (; !ec && it != end; it.increment(ec)) {
+      if (it->path().filename() == ".thumbmill") {
+        it.disable_recursion_pending();
+        continue;
+      }
+      const auto temp = parse_output_temp_name(it->path().filename().string());
+      std::error_code rm;
+      if (temp && is_plain_file(*it) && !writer_is_running(temp->writer) && std::filesystem::remove(it->path(), rm))
+        ++removed;
+    }
+    return removed;
+  }
   for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
     const auto temp = parse_output_temp_name(entry.path().filename().string());
     // Leave files a live writer (of another run into the same directory) is
@@ -153,7 +220,8 @@ int remove_writer_temp_files(const std::filesystem::path& dir, const std::vector
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
     const auto temp = parse_output_temp_name(entry.path().filename().string());
-    if (!temp || temp->writer != writer || !wanted.count(temp->final_name) || !is_plain_file(entry)) continue;
+    if (!temp || temp->writer != writer || !is_plain_file(entry)) continue;
+    if (!wanted.empty() && !wanted.count(temp->final_name)) continue;
     if (std::filesystem::remove(entry.path(), ec)) ++removed;
   }
   return removed;

@@ -39,6 +39,16 @@ namespace thumbmill {
 Status write_file_atomically(const std::filesystem::path& path, std::span<const std::byte> bytes,
                              bool durable);
 
+/// Writes `bytes` to `root`/`relative` atomically, as write_file_atomically,
+/// creating the directories of `relative` on the way (mode 0777 less the
+/// umask; with `durable`, each new one's parent is fsynced). Each directory is opened relative to the one before with
+/// O_NOFOLLOW | O_DIRECTORY, and the temp file is created and renamed
+/// relative to the last: a symlink planted anywhere below `root` is never
+/// followed, so nothing is written outside it. A component that is empty,
+/// "." or ".." is refused (kInvalidArgument).
+Status write_output_file(const std::filesystem::path& root, std::string_view relative,
+                         std::span<const std::byte> bytes, bool durable);
+
 /// Creates a temp file for `path` under a fresh temp name of this thread
 /// (O_CREAT | O_EXCL | O_NOFOLLOW, mode 0644 less the umask), never opening a
 /// name that exists. The caller writes it, closes it, and renames or links
@@ -66,11 +76,14 @@ bool is_output_temp_name(std::string_view name);
 
 /// Removes our temp files in `dir` whose writer is no longer running (left by
 /// processes that were killed). Only regular files of exactly our pattern
-/// are touched. Returns how many were removed.
-int remove_orphan_temp_files(const std::filesystem::path& dir);
+/// are touched. With `recursive`, subdirectories too (not followed through
+/// symlinks; .thumbmill skipped: remove_orphan_manifest_temps has it).
+/// Returns how many were removed.
+int remove_orphan_temp_files(const std::filesystem::path& dir, bool recursive = false);
 
 /// Removes the temp files writer `writer` left in `dir` for any of
-/// `final_names` (a worker known to be dead). Reads the directory once.
+/// `final_names` (a worker known to be dead), or for any name when
+/// `final_names` is empty. Reads the directory once.
 /// Returns how many were removed.
 int remove_writer_temp_files(const std::filesystem::path& dir, const std::vector<std::string>& final_names,
                              long writer);

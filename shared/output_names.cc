@@ -95,6 +95,17 @@ std::string sanitize_stem(std::string_view source) {
   return stem.empty() ? std::string(kFallbackStem) : stem;
 }
 
+std::string sanitize_name_part(std::string_view name) {
+  std::string part(strip_edges(map_unsafe_bytes(name)));
+  if (part.size() > kMaxStemLength) part = std::string(strip_edges(part.substr(0, kMaxStemLength)));
+  return part;
+}
+
+std::string source_path(std::string_view source) {
+  std::optional<std::string> path = url_path(source);
+  return path ? *path : std::string(source);
+}
+
 std::uint64_t stable_hash(std::string_view bytes) {
   std::uint64_t hash = 0xcbf29ce484222325ULL;  // FNV-1a 64-bit offset basis
   for (char c : bytes) {
@@ -121,7 +132,7 @@ std::string StemAllocator::Allocate(std::string_view source) {
 }
 
 Result<std::string> StemAllocator::Allocate(std::string_view source, const StemClaimFn& claim,
-                                            const std::string& preferred) {
+                                            const std::string& preferred, const std::string& base) {
   // A candidate is ours when no earlier source of this run has it and the
   // claim says it is this source's. Only stems handed out enter `taken_`:
   // one owned on disk by a source not in this run may still be the stem of
@@ -139,7 +150,7 @@ Result<std::string> StemAllocator::Allocate(std::string_view source, const StemC
     if (!ours.ok()) return ours.status();
     if (*ours) return preferred;
   }
-  const std::string stem = sanitize_stem(source);
+  const std::string stem = base.empty() ? sanitize_stem(source) : base;
   std::string candidate = stem;
   std::string input(source);
   for (std::uint64_t attempt = 1;; ++attempt) {

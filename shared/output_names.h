@@ -30,6 +30,14 @@ namespace thumbmill {
 /// The safe stem of one source (a URL or a local path), before collisions.
 std::string sanitize_stem(std::string_view source);
 
+/// One name reduced by the stem rules above (safe bytes, edges, 80 bytes),
+/// without dropping an extension; "" when nothing is left.
+std::string sanitize_name_part(std::string_view name);
+
+/// The path of `source` as libcurl parses it when it is a URL (escapes
+/// kept), else `source` itself (a local path).
+std::string source_path(std::string_view source);
+
 /// 64-bit FNV-1a: stable across runs, machines and builds (unlike std::hash).
 std::uint64_t stable_hash(std::string_view bytes);
 
@@ -48,8 +56,10 @@ class StemAllocator {
   /// source had before, "" for none) is tried first. Candidates follow the
   /// same sequence as Allocate(source), so a source asks for its earlier
   /// stem again even without `preferred`.
+  /// `base`: the first candidate instead of sanitize_stem(source) (a
+  /// template without {stem} is keyed by source_hash8, name_template.h).
   Result<std::string> Allocate(std::string_view source, const StemClaimFn& claim,
-                               const std::string& preferred = {});
+                               const std::string& preferred = {}, const std::string& base = {});
 
   /// The stem for `source`: sanitize_stem(source) if no earlier stem took it,
   /// else "<stem>-<low 32 bits of stable_hash(source), 8 lowercase hex>"; if

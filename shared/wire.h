@@ -53,9 +53,10 @@ struct FrameHeader {
 };
 
 inline constexpr std::size_t kMaxErrorText = 240;
-/// One OutputRecord per requested size: finalize_options refuses more sizes
-/// than this, in the coordinator and again in every child.
-inline constexpr std::size_t kMaxOutputs = kMaxSizes;
+/// One OutputRecord per output (sizes x formats): finalize_options refuses
+/// more than this, in the coordinator and again in every child. Bounded by
+/// PIPE_BUF through ResizeOutcome and UploadOutcome (static_asserts below).
+inline constexpr std::size_t kMaxOutputs = kMaxOutputsPerSource;
 
 /// Coordinator -> downloader: fetch one source into the queue. With a
 /// validator from an earlier run (an HTTP source the manifest says is done),
@@ -138,6 +139,8 @@ static_assert(kIsWireRecord<FetchOutcome>);
 static_assert(kIsWireRecord<ResizeOutcome>);
 static_assert(kIsWireRecord<Heartbeat>);
 static_assert(kIsWireRecord<UploadOutcome>);
+// Raising kMaxOutputs grows both outcome records: they must stay one atomic write.
+static_assert(sizeof(FrameHeader) + sizeof(UploadOutcome) <= PIPE_BUF, "kMaxOutputs too large for PIPE_BUF");
 
 /// Largest record a FrameHeader may announce: a reader refuses a frame that
 /// claims more (see FrameReader::corrupt).

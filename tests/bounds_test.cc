@@ -89,7 +89,9 @@ JobQueue::SlotId publish(JobQueue& q, std::uint64_t id) {
 
 TEST_CASE("the sizes limit is the number of outputs a ResizeOutcome holds") {
   CHECK(kMaxSizes == 8);
-  CHECK(kMaxOutputs == kMaxSizes);
+  // sizes x formats outputs, at most 16 (issue 9: several formats in one run).
+  CHECK(kMaxOutputs == kMaxOutputsPerSource);
+  CHECK(kMaxSizes <= kMaxOutputs);
 }
 
 TEST_CASE("--sizes: 8 sizes are accepted, a 9th is refused and the message names the limit") {

@@ -282,6 +282,59 @@ TEST_CASE("sizes, boxes and formats") {
   run.CheckClean();
 }
 
+TEST_CASE("--format webp,jpeg with --name '{size}/{stem}.{ext}': each size in each format, in subdirectories") {
+  Photos& p = photos();
+  const std::string list = (p.dir.path() / p.names[1]).string() + "\n" + (p.dir.path() / p.names[2]).string() + "\n" +
+                           (p.dir.path() / "drawing0000.png").string() + "\n";
+  for (const fs::path& binary : {coordinator(), coordinator_threaded()}) {
+    CAPTURE(binary);
+    Run run;
+    run.Go(list, {"--sizes", "100x100,48", "--format", "webp,jpeg", "--name", "{size}/{stem}.{ext}"}, {}, binary);
+    CHECK(run.result.exit_code == 0);
+    const auto entries = read_report(run.report);
+    REQUIRE(entries.size() == 3);
+    for (const auto& e : entries) {
+      const std::string stem = fs::path(e["url"].get<std::string>()).stem().string();
+      // Sizes-major: each size in every format, in the order given.
+      const std::vector<std::string> want = {"100x100/" + stem + ".webp", "100x100/" + stem + ".jpg",
+                                             "48/" + stem + ".webp", "48/" + stem + ".jpg"};
+      REQUIRE(e["outputs"].size() == want.size());
+      for (std::size_t i = 0; i < want.size(); ++i) {
+        const json& o = e["outputs"][i];
+        CHECK(o["path"] == (run.out / want[i]).string());
+        CHECK(fs::file_size(run.out / want[i]) == o["bytes"].get<std::uint64_t>());
+        const auto actual = image_size(run.out / want[i]);
+        CHECK(actual.first == o["width"].get<int>());
+        CHECK(actual.second == o["height"].get<int>());
+      }
+      // One resize per size: both formats have its dimensions.
+      CHECK(e["outputs"][0]["width"] == e["outputs"][1]["width"]);
+      CHECK(e["outputs"][2]["width"] == 48);
+      const std::string jpeg = read_file(run.out / want[1]), webp = read_file(run.out / want[0]);
+      CHECK(jpeg.starts_with("\xff\xd8"));
+      CHECK(webp.starts_with("RIFF"));
+    }
+    run.CheckClean();
+    // No temp file left in the subdirectories either.
+    for (const auto& e : fs::recursive_directory_iterator(run.out))
+      if (e.path().string().find("/.thumbmill") == std::string::npos) CHECK(e.path().filename().string()[0] != '.');
+  }
+}
+
+TEST_CASE("--name and --format errors are usage errors, exit 2, naming the flag") {
+  Run run;
+  run.Go("x.jpg\n", {"--name", "{stem}_{sise}.{ext}"});
+  CHECK(run.result.exit_code == 2);
+  CHECK(run.result.err.find("--name: unknown placeholder {sise}") != std::string::npos);
+  run.Go("x.jpg\n", {"--name", "../{stem}_{size}.{ext}"});
+  CHECK(run.result.exit_code == 2);
+  CHECK(run.result.err.find("--name:") != std::string::npos);
+  run.Go("x.jpg\n", {"--sizes", "1,2,3,4,5,6", "--format", "jpeg,webp,png"});
+  CHECK(run.result.exit_code == 2);
+  CHECK(run.result.err.find("at most 16") != std::string::npos);
+  CHECK_FALSE(fs::exists(run.out));
+}
+
 TEST_CASE("untrusted formats are allowed only when asked") {
   Photos& p = photos();
   Server server(p.dir.path());

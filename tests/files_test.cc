@@ -284,3 +284,57 @@ TEST_CASE("CheckedFile: writes every byte and closes cleanly") {
   CHECK(file->Close().ok());
   CHECK(fs::file_size(dir / "r.jsonl") == big.size());
 }
+
+// ----- issue 9: outputs in subdirectories (--name '{size}/{stem}.{ext}') -----
+
+TEST_CASE("write_output_file: creates the name's directories and writes the file whole") {
+  Scratch dir;
+  REQUIRE(write_output_file(dir.path, "200/a/cat.jpg", bytes_of("jpeg"), false).ok());
+  CHECK(read_text(dir / "200/a/cat.jpg") == "jpeg");
+  REQUIRE(write_output_file(dir.path, "200/a/cat.jpg", bytes_of("again"), true).ok());  // durable, replaced
+  CHECK(read_text(dir / "200/a/cat.jpg") == "again");
+  CHECK(names_in(dir / "200/a") == std::vector<std::string>{"cat.jpg"});  // no temp left
+  REQUIRE(write_output_file(dir.path, "cat_200.jpg", bytes_of("flat"), false).ok());
+  CHECK(read_text(dir / "cat_200.jpg") == "flat");
+}
+
+TEST_CASE("write_output_file: a symlink planted as a directory is not followed out of --out") {
+  Scratch dir, outside;
+  fs::create_directory(dir / "out");
+  fs::create_directory_symlink(outside.path, dir / "out/200");
+  Status status = write_output_file(dir / "out", "200/cat.jpg", bytes_of("jpeg"), false);
+  CHECK_FALSE(status.ok());
+  CHECK(status.message().find("200") != std::string::npos);
+  CHECK(fs::is_empty(outside.path));
+  // A file where a directory should be is refused too, and left alone.
+  write_text(dir / "out/64", "user data");
+  CHECK_FALSE(write_output_file(dir / "out", "64/cat.jpg", bytes_of("jpeg"), false).ok());
+  CHECK(read_text(dir / "out/64") == "user data");
+}
+
+TEST_CASE("write_output_file: '..', '.', empty and absolute names are refused") {
+  Scratch dir;
+  fs::create_directory(dir / "out");
+  for (const char* bad : {"../cat.jpg", "a/../../cat.jpg", "./cat.jpg", "a//cat.jpg", "/cat.jpg", "a/", ""}) {
+    CAPTURE(bad);
+    CHECK(write_output_file(dir / "out", bad, bytes_of("x"), false).code() == Code::kInvalidArgument);
+  }
+  CHECK(names_in(dir.path) == std::vector<std::string>{"out"});
+}
+
+TEST_CASE("remove_orphan_temp_files: recursive finds temps in subdirectories, not in .thumbmill") {
+  Scratch dir;
+  fs::create_directories(dir / "200/a");
+  fs::create_directories(dir / ".thumbmill/manifest");
+  const fs::path deep = output_temp_path(dir / "200/a/cat.jpg", dead_writer());
+  const fs::path top = output_temp_path(dir / "cat_200.jpg", dead_writer());
+  const fs::path ours = output_temp_path(dir / ".thumbmill/manifest/x.json", dead_writer());
+  for (const auto& p : {deep, top, ours}) write_text(p, "half");
+  write_text(dir / "200/a/cat.jpg", "whole");
+  CHECK(remove_orphan_temp_files(dir.path) == 1);  // flat: the top one only
+  CHECK(fs::exists(deep));
+  CHECK(remove_orphan_temp_files(dir.path, /*recursive=*/true) == 1);
+  CHECK_FALSE(fs::exists(deep));
+  CHECK(fs::exists(ours));  // remove_orphan_manifest_temps' business
+  CHECK(read_text(dir / "200/a/cat.jpg") == "whole");
+}

@@ -139,6 +139,27 @@ TEST_CASE("outputs are intact only when every named file is there, as large as r
   CHECK_FALSE(manifest.OutputsIntact(r));
 }
 
+TEST_CASE("outputs in subdirectories (--name) are intact only through real directories") {
+  TempDir dir, elsewhere;
+  Manifest manifest(dir.path);
+  ManifestRecord r = sample();
+  r.outputs = {{"200/a/cat.jpg", 200, 150, 5}};
+  fs::create_directories(dir.path / "200/a");
+  write_text(dir.path / "200/a/cat.jpg", "12345");
+  CHECK(manifest.OutputsIntact(r));
+  for (const char* bad : {"200/../200/a/cat.jpg", "200//a/cat.jpg", "/200/a/cat.jpg", "200/.a/cat.jpg", "200/a/"}) {
+    CAPTURE(bad);
+    r.outputs[0].name = bad;
+    CHECK_FALSE(manifest.OutputsIntact(r));
+  }
+  // The same name through a symlinked directory is not ours.
+  fs::create_directories(elsewhere.path / "a");
+  write_text(elsewhere.path / "a/cat.jpg", "12345");
+  fs::create_directory_symlink(elsewhere.path, dir.path / "64");
+  r.outputs[0].name = "64/a/cat.jpg";
+  CHECK_FALSE(manifest.OutputsIntact(r));
+}
+
 TEST_CASE("the options fingerprint changes with sizes, format and quality only") {
   Options o;
   const std::string base = options_fingerprint(o);
@@ -154,8 +175,12 @@ TEST_CASE("the options fingerprint changes with sizes, format and quality only")
   other.sizes = {{200, 0}, {64, 0}, {32, 0}};  // the order names the outputs
   CHECK(options_fingerprint(other) != base);
   other = o;
-  other.format = Format::kWebp;
+  other.formats = {Format::kWebp};
   CHECK(options_fingerprint(other) != base);
+  other.formats = {Format::kJpeg, Format::kWebp};
+  CHECK(options_fingerprint(other) != base);
+  // One format reads as before issue 9: earlier manifests stay valid.
+  CHECK(base.find(";format=jpeg;") != std::string::npos);
   other = o;
   other.quality = 84;
   CHECK(options_fingerprint(other) != base);
@@ -243,19 +268,52 @@ TEST_CASE("stems owned in an output directory are never handed to another source
 }
 
 TEST_CASE("the output plan names finals and temps by one rule") {
-  const OutputPlan plan("/out", {{200, 0}, {90, 90}}, Format::kWebp);
+  const OutputPlan plan("/out", {{200, 0}, {90, 90}}, {Format::kWebp});
   CHECK(plan.count() == 2);
-  CHECK(plan.file_name("cat", 0) == "cat_200.webp");
-  CHECK(plan.final_path("cat", 1) == fs::path("/out/cat_90x90.webp"));
+  CHECK(plan.file_name({"cat", "http://h/cat.png"}, 0) == "cat_200.webp");
+  CHECK(plan.final_path({"cat", "http://h/cat.png"}, 1) == fs::path("/out/cat_90x90.webp"));
+}
+
+TEST_CASE("the output plan with several formats: sizes-major, a Content-Type each") {
+  const OutputPlan plan("/out", {{200, 0}, {90, 90}}, {Format::kWebp, Format::kJpeg});
+  const SourceNames cat{"cat", "http://h/cat.png"};
+  CHECK(plan.count() == 4);
+  CHECK(plan.file_name(cat, 0) == "cat_200.webp");
+  CHECK(plan.file_name(cat, 1) == "cat_200.jpg");
+  CHECK(plan.file_name(cat, 2) == "cat_90x90.webp");
+  CHECK(plan.file_name(cat, 3) == "cat_90x90.jpg");
+  CHECK(plan.content_type(0) == "image/webp");
+  CHECK(plan.content_type(3) == "image/jpeg");
+  CHECK(plan.size(2) == SizeSpec{90, 90});
+  CHECK(plan.format(2) == Format::kWebp);
+}
+
+TEST_CASE("the output plan follows --name, and keys a template without {stem} by {hash}") {
+  const SourceNames cat{"cat", "https://h/a/b/cat.png"};
+  const OutputPlan sized("/out", {{200, 0}, {90, 90}}, {Format::kWebp, Format::kJpeg}, "{size}/{stem}.{ext}");
+  CHECK(sized.file_name(cat, 1) == "200/cat.jpg");
+  CHECK(sized.final_path(cat, 2) == fs::path("/out/90x90/cat.webp"));
+  CHECK(sized.has_directories());
+  CHECK_FALSE(sized.hash_added());
+  CHECK(sized.stem_base(cat.source).empty());
+  const OutputPlan dims("/out", {{200, 0}}, {Format::kJpeg}, "{dir}/{stem}-{width}x{height}.{ext}");
+  CHECK(dims.names_need_dimensions());
+  CHECK(dims.file_name(cat, 0, 200, 133) == "a/b/cat-200x133.jpg");
+  const OutputPlan bare("/out", {{200, 0}}, {Format::kJpeg}, "{size}/thumb.{ext}");
+  CHECK(bare.hash_added());
+  CHECK(bare.name_template().text() == "{size}/thumb_{hash}.{ext}");
+  CHECK(bare.stem_base(cat.source) == source_hash8(cat.source));
+  // The key is what the coordinator claimed for the source.
+  CHECK(bare.file_name({"0badf00d", cat.source}, 0) == "200/thumb_0badf00d.jpg");
 }
 
 TEST_CASE("the output plan removes exactly the temps a dead writer left for a stem") {
   TempDir dir;
-  const OutputPlan plan(dir.path, {{200, 0}, {90, 90}}, Format::kWebp);
+  const OutputPlan plan(dir.path, {{200, 0}, {90, 90}}, {Format::kWebp});
   const long me = static_cast<long>(::gettid());
   // Temps this thread left for both outputs of "cat", as a killed writer would.
   for (std::size_t i = 0; i < plan.count(); ++i) {
-    auto file = create_temp_for(plan.final_path("cat", i));
+    auto file = create_temp_for(plan.final_path({"cat", "/src/cat.png"}, i));
     REQUIRE(file.ok());
     REQUIRE(file->Close().ok());
   }
@@ -267,10 +325,39 @@ TEST_CASE("the output plan removes exactly the temps a dead writer left for a st
       "cat_200.webp",
   };
   for (const auto& name : others) std::ofstream(dir.path / name) << "x";
-  plan.RemoveTemps("cat", me);
+  plan.RemoveTemps({"cat", "/src/cat.png"}, me);
   std::set<std::string> left;
   for (const auto& e : fs::directory_iterator(dir.path)) left.insert(e.path().filename().string());
   CHECK(left == std::set<std::string>(others.begin(), others.end()));
+}
+
+TEST_CASE("the output plan finds a dead writer's temps in the template's subdirectories") {
+  TempDir dir;
+  const SourceNames cat{"cat", "/src/cat.png"};
+  const long me = static_cast<long>(::gettid());
+  const OutputPlan sized(dir.path, {{200, 0}, {90, 90}}, {Format::kWebp, Format::kJpeg}, "{size}/{stem}.{ext}");
+  std::vector<fs::path> temps;
+  for (std::size_t i = 0; i < sized.count(); ++i) {
+    fs::create_directories(sized.final_path(cat, i).parent_path());
+    auto file = create_temp_for(sized.final_path(cat, i));
+    REQUIRE(file.ok());
+    REQUIRE(file->Close().ok());
+    temps.push_back(file->path());
+  }
+  const fs::path other = output_temp_path(dir.path / "200" / "dog.webp", me);  // another source's
+  std::ofstream(other) << "x";
+  sized.RemoveTemps(cat, me);
+  for (const auto& t : temps) CHECK_FALSE(fs::exists(t));
+  CHECK(fs::exists(other));
+  // With {width}/{height} the final names are not known: every temp of that
+  // writer in the source's directories goes (a dead writer's are all orphans).
+  const OutputPlan dims(dir.path, {{200, 0}}, {Format::kJpeg}, "{size}/{stem}-{width}x{height}.{ext}");
+  auto file = create_temp_for(dir.path / "200" / "cat-200x150.jpg");
+  REQUIRE(file.ok());
+  REQUIRE(file->Close().ok());
+  dims.RemoveTemps(cat, me);
+  CHECK_FALSE(fs::exists(file->path()));
+  CHECK_FALSE(fs::exists(other));
 }
 
 TEST_CASE("slot views are copies: what was freed is what is reported") {

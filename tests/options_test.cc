@@ -11,6 +11,7 @@
 
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
+#include "shared/wire.h"
 
 namespace thumbmill {
 namespace {
@@ -69,7 +70,8 @@ Options unusual_options() {
   o.list_path = "urls.txt";
   o.out_dir = "/tmp/thumbs out";
   o.sizes = {{48, 0}, {300, 200}, {1, 100000}};
-  o.format = Format::kAvif;
+  o.formats = {Format::kAvif, Format::kWebp};
+  o.name_template = "{dir}/{size}/{stem}-{width}x{height}.{ext}";
   o.quality = 42;
   o.workers = 0;
   o.downloads = 99;
@@ -120,7 +122,8 @@ void check_same_fields(const Options& a, const Options& b) {
   CHECK(a.s3 == b.s3);
   CHECK(a.out_dir == b.out_dir);
   CHECK(a.sizes == b.sizes);
-  CHECK(a.format == b.format);
+  CHECK(a.formats == b.formats);
+  CHECK(a.name_template == b.name_template);
   CHECK(a.quality == b.quality);
   CHECK(a.workers == b.workers);
   CHECK(a.downloads == b.downloads);
@@ -271,7 +274,8 @@ TEST_CASE("defaults: only LIST given") {
   CHECK(o.list_path == "list.txt");
   CHECK(o.out_dir == "thumbnails");
   CHECK(o.sizes == std::vector<SizeSpec>{{32, 0}, {64, 0}, {200, 0}});
-  CHECK(o.format == Format::kJpeg);
+  CHECK(o.formats == std::vector<Format>{Format::kJpeg});
+  CHECK(o.name_template == "{stem}_{size}.{ext}");
   CHECK(o.quality == 85);
   CHECK(o.workers == default_worker_count());
   CHECK(o.workers >= 1);
@@ -305,7 +309,7 @@ TEST_CASE("a default-constructed Options matches the command-line defaults") {
 
 TEST_CASE("every flag reaches its field") {
   Options o = parse_ok({"--out", "/tmp/thumbs out", "--sizes", "48,300x200", "--sizes", "1x100000",
-                        "--format", "avif", "--quality", "42", "--workers", "0", "--downloads", "99",
+                        "--format", "avif,webp", "--name", "{dir}/{size}/{stem}-{width}x{height}.{ext}", "--quality", "42", "--workers", "0", "--downloads", "99",
                         "--queue-mb", "1024", "--max-bytes", "123456789012", "--max-pixels", "7777777",
                         "--max-decode-mb", "96",
                         "--allow-untrusted-formats", "--report", "run.jsonl", "--connect-timeout", "3",
@@ -327,7 +331,7 @@ TEST_CASE("flags take --flag=value, and LIST may come first") {
   Options o = parse_ok({"urls.txt", "--quality=7", "--format=png", "--sizes=10x20"});
   CHECK(o.list_path == "urls.txt");
   CHECK(o.quality == 7);
-  CHECK(o.format == Format::kPng);
+  CHECK(o.formats == std::vector<Format>{Format::kPng});
   CHECK(o.sizes == std::vector<SizeSpec>{{10, 20}});
 }
 
@@ -365,7 +369,7 @@ TEST_CASE("numbers are decimal, never octal or hex") {
 
 TEST_CASE("a repeated flag overrides the earlier one") {
   CHECK(parse_ok({"--quality", "1", "--quality", "2", "l"}).quality == 2);
-  CHECK(parse_ok({"--format", "png", "--format", "jpg", "l"}).format == Format::kJpeg);
+  CHECK(parse_ok({"--format", "png", "--format", "jpg", "l"}).formats == std::vector<Format>{Format::kJpeg});
 }
 
 TEST_CASE("--progress and --no-progress: the last one wins") {
@@ -498,7 +502,9 @@ TEST_CASE("finalize_options checks hand-built values against the command-line ra
       {[](Options& o) { o.out_dir.clear(); }, "--out"},
       {[](Options& o) { o.sizes = {{0, 10}}; }, "--sizes"},
       {[](Options& o) { o.sizes = {{10, 100001}}; }, "--sizes"},
-      {[](Options& o) { o.format = static_cast<Format>(99); }, "--format"},
+      {[](Options& o) { o.formats = {static_cast<Format>(99)}; }, "--format"},
+      {[](Options& o) { o.formats = {}; }, "--format"},
+      {[](Options& o) { o.name_template = "{stem}.{ext}"; }, "--name"},
   };
   for (const Case& c : cases) {
     CAPTURE(c.flag);
@@ -539,7 +545,7 @@ TEST_CASE("JSON round trip of the defaults and of each format") {
   for (Format f : {Format::kJpeg, Format::kWebp, Format::kPng, Format::kAvif}) {
     Options original;
     original.list_path = std::string("-");
-    original.format = f;
+    original.formats = {f};
     Result<Options> back = options_from_json(options_to_json(original));
     REQUIRE(back.ok());
     check_same_fields(*back, original);
@@ -549,7 +555,8 @@ TEST_CASE("JSON round trip of the defaults and of each format") {
 TEST_CASE("JSON reads like the command line: sizes as labels, format by name") {
   nlohmann::json j = nlohmann::json::parse(options_to_json(unusual_options()));
   CHECK(j["sizes"] == nlohmann::json::array({"48", "300x200", "1x100000"}));
-  CHECK(j["format"] == "avif");
+  CHECK(j["formats"] == nlohmann::json::array({"avif", "webp"}));
+  CHECK(j["name_template"] == "{dir}/{size}/{stem}-{width}x{height}.{ext}");
   CHECK(j["out_dir"] == "/tmp/thumbs out");
   CHECK(j["max_bytes"] == 123'456'789'012ULL);
 }
@@ -576,8 +583,10 @@ TEST_CASE("options_from_json rejects malformed, incomplete, mistyped and out-of-
       with("sizes", "32"),
       with("sizes", nlohmann::json::array({"32", "0x5"})),
       with("sizes", nlohmann::json::array()),
-      with("format", "gif"),
-      with("format", 2),
+      with("formats", nlohmann::json::array({"gif"})),
+      with("formats", "jpeg"),
+      with("formats", nlohmann::json::array()),
+      with("name_template", "{nope}"),
       with("quality", 0),
       with("workers", -3),
       with("queue_mb", 1),
@@ -672,6 +681,42 @@ TEST_CASE("--out s3://: a bucket prefix instead of a directory, always ending in
   CHECK(s3.s3_flags.endpoint == "http://127.0.0.1:9");
   CHECK(s3.s3_flags.region == "eu-west-3");
   CHECK(s3.s3_flags.path_style);
+}
+
+
+/// The options of a command line that parses, not finalized yet.
+Options parsed(std::vector<std::string> args) {
+  Run result = run(std::move(args));
+  REQUIRE_MESSAGE(result.parsed.error.empty(), result.parsed.error);
+  return result.parsed.options;
+}
+
+TEST_CASE("--format takes several formats; sizes x formats is bounded") {
+  CHECK(parse_ok({"--format", "webp,jpeg", "l"}).formats == std::vector<Format>{Format::kWebp, Format::kJpeg});
+  CHECK(parse_ok({"--format", "webp,WEBP,jpg", "l"}).formats == std::vector<Format>{Format::kWebp, Format::kJpeg});
+  CHECK(parse_error({"--format", "webp,gif", "l"}) == "--format: 'gif' is not one of jpeg, webp, png, avif");
+  CHECK(parse_error({"--format", "webp,", "l"}).starts_with("--format: '' is not one of"));
+  Options o = parsed({"--sizes", "1,2,3,4,5,6", "--format", "jpeg,webp,png", "l"});
+  Status too_many = finalize_options(o);
+  CHECK(too_many.code() == Code::kInvalidArgument);
+  CHECK(too_many.message() == "--format: 6 sizes x 3 formats make 18 thumbnails per source, at most 16 are allowed");
+  o = parsed({"--sizes", "1,2,3,4,5,6,7,8", "--format", "jpeg,webp", "l"});
+  CHECK(finalize_options(o).ok());
+  // The wire records hold every output of a source.
+  CHECK(kMaxOutputs == kMaxOutputsPerSource);
+}
+
+TEST_CASE("--name is checked against the outputs it has to tell apart") {
+  Options o = parsed({"--name", "{size}/{stem}.{ext}", "l"});
+  CHECK(o.name_template == "{size}/{stem}.{ext}");
+  CHECK(finalize_options(o).ok());
+  o = parsed({"--name", "{stem}.{ext}", "l"});  // 3 sizes by default
+  CHECK(finalize_options(o).message() == "--name: '{stem}.{ext}' has no {size}, but 3 sizes are made from each source");
+  o = parsed({"--name", "{stem}_{size}.jpg", "--format", "jpeg,webp", "l"});
+  CHECK(finalize_options(o).message() ==
+        "--name: '{stem}_{size}.jpg' has no {ext}, but 2 formats are made from each source");
+  o = parsed({"--name", "{stem}_{sise}.{ext}", "l"});
+  CHECK(finalize_options(o).message().starts_with("--name: unknown placeholder {sise}"));
 }
 
 }  // namespace thumbmill

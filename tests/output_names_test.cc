@@ -1,6 +1,7 @@
 // Tests for shared/output_names.h: safe stems, unique stems, file names and
 // the stable hash behind them.
 #include "shared/output_names.h"
+#include "shared/name_template.h"
 
 #include <cstdio>
 #include <set>
@@ -247,6 +248,153 @@ TEST_CASE("thumbnail_file_name: <stem>_<label>.<ext>") {
   CHECK(thumbnail_file_name("cat", {200, 150}, Format::kWebp) == "cat_200x150.webp");
   CHECK(thumbnail_file_name("cat-0badf00d", {32, 0}, Format::kPng) == "cat-0badf00d_32.png");
   CHECK(thumbnail_file_name("image", {1, 100000}, Format::kAvif) == "image_1x100000.avif");
+}
+
+
+// ----- --name templates (shared/name_template.h) ------------------------------
+
+std::string expand(std::string_view text, NameValues values) {
+  auto t = NameTemplate::Parse(text);
+  REQUIRE_MESSAGE(t.ok(), t.status().message());
+  return t->Expand(values);
+}
+
+TEST_CASE("--name: each placeholder") {
+  const NameValues v{"cat", "https://img.example/a/b%20c/cat.png?x=1", {200, 150}, Format::kWebp, 200, 133};
+  CHECK(expand("{stem}", v) == "cat");
+  CHECK(expand("{size}", v) == "200x150");
+  CHECK(expand("w{width}", v) == "w200");
+  CHECK(expand("h{height}", v) == "h133");
+  CHECK(expand("x.{ext}", v) == "x.webp");
+  CHECK(expand("{stem}_{hash}", v) == "cat_" + hash_suffix(v.source));
+  CHECK(expand("{dir}/x", v) == "a/b_c/x");
+  CHECK(expand("{size}/{stem}.{ext}", v) == "200x150/cat.webp");
+  CHECK(expand("{dir}/{stem}_{size}.{ext}", v) == "a/b_c/cat_200x150.webp");
+  // The default names exactly as before --name existed.
+  for (Format f : {Format::kJpeg, Format::kWebp, Format::kPng, Format::kAvif})
+    CHECK(expand(NameTemplate::kDefault, {"cat-0badf00d", "u", {32, 0}, f}) ==
+          thumbnail_file_name("cat-0badf00d", {32, 0}, f));
+}
+
+TEST_CASE("--name: {dir} of URLs and paths, reduced like stems; an empty one leaves no empty directory") {
+  CHECK(source_dirs("https://h/cat.jpg").empty());
+  CHECK(source_dirs("https://h/a/b/cat.jpg") == "a/b");
+  CHECK(source_dirs("https://h/a%2F..%2Fb/cat.jpg") == "a_.._b");  // one segment, decoded after the cut
+  CHECK(source_dirs("https://h/../../etc/cat.jpg") == "etc");       // '..' is nothing once reduced
+  CHECK(source_dirs("https://h/.hidden/-x/cat.jpg") == "hidden/x");
+  CHECK(source_dirs("/srv/../photos/x.png") == "srv/photos");
+  CHECK(source_dirs("photos/2024/x.png") == "photos/2024");
+  CHECK(source_dirs("x.png").empty());
+  CHECK(source_dirs("https://h/1/2/3/4/5/6/7/8/9/10/x.png") == "1/2/3/4/5/6/7/8");  // at most 8
+  const NameValues top{"cat", "https://h/cat.jpg", {64, 0}, Format::kJpeg};
+  CHECK(expand("{dir}/{stem}_{size}.{ext}", top) == "cat_64.jpg");
+  CHECK(expand("out/{dir}/{stem}.{ext}", top) == "out/cat.jpg");
+}
+
+TEST_CASE("--name: '..', '/' and other bytes in values never leave --out") {
+  // Stems and directories come from hostile URLs: whatever they hold, every
+  // component of the name is a safe, non-hidden name.
+  const char* sources[] = {"https://h/../../../etc/passwd", "https://h/%2e%2e/%2e%2e/x", "https://h/a/..%2f..%2fb/.c",
+                           "/../../x", "https://h//////y.jpg", "https://h/%00/%0a/z.png"};
+  for (const char* source : sources) {
+    CAPTURE(source);
+    const std::string name =
+        expand("{dir}/{size}/{stem}_{hash}.{ext}", {sanitize_stem(source), source, {64, 0}, Format::kJpeg});
+    CHECK_FALSE(name.starts_with('/'));
+    std::size_t at = 0;
+    for (;;) {
+      const std::size_t slash = name.find('/', at);
+      const std::string part = name.substr(at, slash == std::string::npos ? std::string::npos : slash - at);
+      CAPTURE(part);
+      CHECK_FALSE(part.empty());
+      CHECK_FALSE(part.starts_with('.'));
+      CHECK(part.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") ==
+            std::string::npos);
+      if (slash == std::string::npos) break;
+      at = slash + 1;
+    }
+  }
+}
+
+TEST_CASE("--name: what a template may not be") {
+  auto error_of = [](std::string_view text) {
+    auto t = NameTemplate::Parse(text);
+    REQUIRE_FALSE(t.ok());
+    CHECK(t.status().code() == Code::kInvalidArgument);
+    return t.status().message();
+  };
+  CHECK(error_of("{stem}_{sise}.{ext}") ==
+        "--name: unknown placeholder {sise}; known: {stem} {size} {width} {height} {ext} {hash} {dir}");
+  CHECK(error_of("{stem").starts_with("--name: a '{' without '}'"));
+  CHECK(error_of("stem}").starts_with("--name: a '}' without '{'"));
+  CHECK(error_of("/{stem}_{size}.{ext}").find("absolute") != std::string::npos);
+  CHECK(error_of("../{stem}_{size}.{ext}").find("may not start with '.'") != std::string::npos);
+  CHECK(error_of("a/../{stem}_{size}.{ext}").find("may not start with '.'") != std::string::npos);
+  CHECK(error_of(".{stem}_{size}.{ext}").find("may not start with '.'") != std::string::npos);
+  CHECK(error_of("a//{stem}_{size}.{ext}").find("empty directory") != std::string::npos);
+  CHECK(error_of("{stem}_{size}.{ext}/").find("empty directory") != std::string::npos);
+  CHECK(error_of("{stem} {size}.{ext}").find("literal text may hold") != std::string::npos);
+  CHECK(error_of("{stem}\\{size}.{ext}").find("literal text may hold") != std::string::npos);
+  CHECK(error_of("{stem}{size}.{ext}").find("put text between two placeholders") != std::string::npos);
+  // "ax1" x "2" and "a" x "1x2" would be one name.
+  CHECK(error_of("{stem}x{size}.{ext}").find("could also be part of their values") != std::string::npos);
+  CHECK(error_of("{stem}a{hash}.{ext}").find("could also be part of their values") != std::string::npos);
+  CHECK(NameTemplate::Parse("{size}-{hash}.{ext}").ok());
+  CHECK(NameTemplate::Parse("{stem}-at-{size}.{ext}").ok());
+  CHECK(NameTemplate::Parse("{stem}-{width}x{height}.{ext}").ok());
+  CHECK(NameTemplate::Parse("{stem}-{hash}.{ext}").ok());  // a fixed 8 digits beside {stem}
+  CHECK(NameTemplate::Parse("{dir}/{stem}.{ext}").ok());
+  CHECK(error_of("x{dir}/{stem}_{size}.{ext}").find("{dir} must be a whole directory") != std::string::npos);
+  CHECK(error_of("{stem}_{size}/{dir}").find("put the file name after it") != std::string::npos);
+  CHECK(error_of("{width}/{stem}_{size}.{ext}").find("known only after resizing") != std::string::npos);
+  CHECK(error_of(std::string(200, 'a') + "{stem}").find("longer than 255") != std::string::npos);
+  CHECK(error_of("").find("empty") != std::string::npos);
+}
+
+TEST_CASE("--name: the collision rule") {
+  auto for_outputs = [](std::string_view text, std::size_t sizes, std::size_t formats) {
+    auto t = NameTemplate::Parse(text);
+    REQUIRE(t.ok());
+    return t->ForOutputs(sizes, formats);
+  };
+  // With {stem} or {hash}, as written.
+  CHECK(for_outputs("{size}/{stem}.{ext}", 3, 2)->text() == "{size}/{stem}.{ext}");
+  CHECK(for_outputs("{size}/{hash}.{ext}", 3, 2)->text() == "{size}/{hash}.{ext}");
+  // Without either: {hash} added, before a final .{ext}, else at the end.
+  CHECK(for_outputs("{size}/thumb.{ext}", 3, 1)->text() == "{size}/thumb_{hash}.{ext}");
+  CHECK(for_outputs("{dir}/{size}.{ext}", 3, 1)->text() == "{dir}/{size}_{hash}.{ext}");
+  CHECK(for_outputs("t-{size}", 3, 1)->text() == "t-{size}_{hash}");
+  CHECK_FALSE(for_outputs("t-{size}", 3, 1)->keyed_by_stem());
+  CHECK(for_outputs("{stem}.{ext}", 1, 1)->keyed_by_stem());
+  // One source's outputs must differ from each other.
+  CHECK(for_outputs("{stem}.{ext}", 3, 1).status().message() ==
+        "--name: '{stem}.{ext}' has no {size}, but 3 sizes are made from each source");
+  CHECK(for_outputs("{stem}-{width}.{ext}", 2, 1).status().message().find("has no {size}") != std::string::npos);
+  CHECK(for_outputs("{stem}_{size}.jpg", 1, 2).status().message() ==
+        "--name: '{stem}_{size}.jpg' has no {ext}, but 2 formats are made from each source");
+  CHECK(for_outputs("{stem}.jpg", 1, 1).ok());
+}
+
+TEST_CASE("--name: a template without {stem} is keyed by {hash}, unique like stems") {
+  // The coordinator claims the key as it claims a stem: the hash first,
+  // a suffixed one when another source has it.
+  StemAllocator keys;
+  auto never_owned = [](const std::string&) -> Result<bool> { return true; };
+  const std::string a = "https://h/a.jpg";
+  auto key = keys.Allocate(a, never_owned, "", source_hash8(a));
+  REQUIRE(key.ok());
+  CHECK(*key == source_hash8(a));
+  // Another source whose hash is taken (simulated by a claim that refuses it).
+  StemAllocator keys2;
+  const std::string b = "https://h/b.jpg";
+  auto taken = [&](const std::string& k) -> Result<bool> { return k != source_hash8(b); };
+  auto other = keys2.Allocate(b, taken, "", source_hash8(b));
+  REQUIRE(other.ok());
+  CHECK(*other == source_hash8(b) + "-" + hash_suffix(b));
+  // And it is what {hash} says in the name.
+  auto t = NameTemplate::Parse("{size}/{hash}.{ext}");
+  REQUIRE(t.ok());
+  CHECK(t->Expand({*other, b, {64, 0}, Format::kJpeg}) == "64/" + *other + ".jpg");
 }
 
 }  // namespace thumbmill

@@ -75,7 +75,7 @@ const Bytes& photo_4000x3000() {
 ResizeSettings settings_with(std::vector<SizeSpec> sizes, Format format = Format::kJpeg) {
   ResizeSettings settings;
   settings.sizes = std::move(sizes);
-  settings.format = format;
+  settings.formats = {format};
   return settings;
 }
 
@@ -490,6 +490,33 @@ TEST_CASE("output is deterministic in every format") {
   }
 }
 
+TEST_CASE("several formats: each size in each format, sizes-major, from one resize") {
+  start_vips();
+  const Bytes source = encode_as(noisy_photo(800, 600), ".jpg");
+  ResizeSettings settings = settings_with({{64, 0}, {200, 0}});
+  settings.formats = {Format::kWebp, Format::kJpeg};
+  auto thumbs = make(source, settings);
+  REQUIRE_MESSAGE(thumbs.ok(), thumbs.status().message());
+  REQUIRE(thumbs->size() == 4);
+  const Format want_format[] = {Format::kWebp, Format::kJpeg, Format::kWebp, Format::kJpeg};
+  const int want_width[] = {64, 64, 200, 200};
+  for (std::size_t i = 0; i < 4; ++i) {
+    CAPTURE(i);
+    const EncodedThumbnail& t = (*thumbs)[i];
+    CHECK(t.format == want_format[i]);
+    CHECK(t.size.width == want_width[i]);
+    CHECK(t.width == want_width[i]);
+    VImage decoded = VImage::new_from_buffer(t.bytes.data(), t.bytes.size(), "");
+    const std::string loader = vips_foreign_find_load_buffer(t.bytes.data(), t.bytes.size());
+    CHECK(loader.find(want_format[i] == Format::kWebp ? "Webp" : "Jpeg") != std::string::npos);
+    CHECK(decoded.width() == want_width[i]);
+  }
+  // The same bytes as a run with that one format.
+  auto jpeg_only = make(source, settings_with({{64, 0}, {200, 0}}));
+  REQUIRE(jpeg_only.ok());
+  CHECK((*jpeg_only)[1].bytes == (*thumbs)[3].bytes);
+}
+
 TEST_CASE("a failed job leaves nothing behind for the next one") {
   start_vips();
   const Bytes& whole = photo_4000x3000();
@@ -502,13 +529,13 @@ TEST_CASE("a failed job leaves nothing behind for the next one") {
 TEST_CASE("ResizeSettings::From copies what the resizer needs") {
   Options options;
   options.sizes = {{120, 0}, {300, 200}};
-  options.format = Format::kWebp;
+  options.formats = {Format::kWebp, Format::kPng};
   options.quality = 70;
   options.max_pixels = 12345;
   options.allow_untrusted_formats = true;
   const ResizeSettings settings = ResizeSettings::From(options);
   CHECK(settings.sizes == options.sizes);
-  CHECK(settings.format == Format::kWebp);
+  CHECK(settings.formats == std::vector<Format>{Format::kWebp, Format::kPng});
   CHECK(settings.quality == 70);
   CHECK(settings.max_pixels == 12345);
   CHECK(settings.allow_untrusted_formats);

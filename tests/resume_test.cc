@@ -20,10 +20,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "shared/output_names.h"
 #include "tests/test_support.h"
 
 using namespace thumbmill::testing;
 using nlohmann::json;
+using thumbmill::sanitize_name_part;
+using thumbmill::stable_hash;
 namespace fs = std::filesystem;
 
 namespace {
@@ -382,4 +385,104 @@ TEST_CASE("a manifest that cannot be written ends the run with exit 3 and a mess
   INFO("stderr: " << r.err);
   CHECK(r.exit_code == 3);
   CHECK(r.err.find("manifest") != std::string::npos);
+}
+
+// ----- issue 9: --name and several formats ------------------------------------
+
+TEST_CASE("--name and --format webp,jpeg: the second run skips, and the names hold") {
+  ScratchDir src("src");
+  make_image(src / "a", "dog.jpg", 400, 300);
+  make_image(src / "b", "dog.jpg", 300, 400, 2);  // the same stem, another directory
+  const std::string dog_a = (src / "a/dog.jpg").string(), dog_b = (src / "b/dog.jpg").string();
+  Out out;
+  const std::vector<std::string> flags = {"--sizes", "100,50", "--format", "webp,jpeg", "--name",
+                                          "{size}/{stem}.{ext}"};
+  auto run = out.Run({dog_a, dog_b}, flags);
+  REQUIRE(run[dog_a]["outputs"].size() == 4);
+  CHECK_FALSE(skipped(run[dog_a]));
+  const std::string b_stem = "dog-" + [&] {
+    char text[9];
+    std::snprintf(text, sizeof text, "%08x", static_cast<unsigned>(stable_hash(dog_b)));
+    return std::string(text);
+  }();
+  const std::vector<std::string> want_a = {"100/dog.webp", "100/dog.jpg", "50/dog.webp", "50/dog.jpg"};
+  for (std::size_t i = 0; i < 4; ++i) {
+    CHECK(run[dog_a]["outputs"][i]["path"] == (out.out / want_a[i]).string());
+    CHECK(fs::exists(out.out / want_a[i]));
+  }
+  CHECK(run[dog_b]["outputs"][3]["path"] == (out.out / ("50/" + b_stem + ".jpg")).string());
+  const auto first_paths = output_paths(run[dog_b]);
+
+  run = out.Run({dog_a, dog_b}, flags);
+  CHECK(skipped(run[dog_a]));
+  CHECK(skipped(run[dog_b]));
+  CHECK(output_paths(run[dog_b]) == first_paths);  // deterministic across runs
+
+  // Another template is other names: made again, under them.
+  run = out.Run({dog_a}, {"--sizes", "100,50", "--format", "webp,jpeg", "--name", "{stem}-{size}.{ext}"});
+  CHECK_FALSE(skipped(run[dog_a]));
+  CHECK(run[dog_a]["outputs"][0]["path"] == (out.out / "dog-100.webp").string());
+}
+
+TEST_CASE("--name with {width}x{height} and {dir}: named from what was made, skipped next time") {
+  ScratchDir src("src");
+  make_image(src / "shots", "cat.jpg", 400, 300);
+  const std::string cat = (src / "shots/cat.jpg").string();
+  Out out;
+  const std::vector<std::string> flags = {"--sizes", "100", "--name", "{dir}/{stem}-{width}x{height}.{ext}"};
+  auto run = out.Run({cat}, flags);
+  REQUIRE(run[cat]["status"] == "ok");
+  // {dir}: the source path's directories, each reduced like a stem.
+  std::string dirs;
+  for (const auto& part : fs::path(cat).parent_path()) {
+    std::string p = sanitize_name_part(part.string());
+    if (p.empty()) continue;
+    if (!dirs.empty()) dirs += '/';
+    dirs += p;
+  }
+  const fs::path want = out.out / dirs / "cat-100x75.jpg";
+  CHECK(run[cat]["outputs"][0]["path"] == want.string());
+  CHECK(image_size_now(want) == std::pair{100, 75});
+  run = out.Run({cat}, flags);
+  CHECK(skipped(run[cat]));
+  CHECK(run[cat]["outputs"][0]["path"] == want.string());
+}
+
+TEST_CASE("--name without {stem} or {hash}: {hash} is added, said once, and the names never collide") {
+  ScratchDir src("src");
+  std::vector<std::string> list;
+  for (int i = 0; i < 5; ++i) {
+    make_image(src / std::to_string(i), "photo.jpg", 200, 100, i + 1);
+    list.push_back((src / std::to_string(i) / "photo.jpg").string());
+  }
+  Out out;
+  const fs::path report = out.work / "report1.jsonl";
+  CommandOptions options;
+  ScratchDir temp("tmp");
+  options.env["TMPDIR"] = temp.path().string();
+  std::string text;
+  for (const auto& s : list) text += s + "\n";
+  write_file(out.work / "list.txt", text);
+  const CommandResult r = run_command({coordinator().string(), "--out", out.out.string(), "--report", report.string(),
+                                       "--sizes", "64", "--name", "{size}/thumb.{ext}", (out.work / "list.txt").string()},
+                                      options);
+  INFO(r.err);
+  CHECK(r.exit_code == 0);
+  const std::string said = "--name '{size}/thumb.{ext}' could give two sources one name: using '{size}/thumb_{hash}.{ext}'";
+  const std::size_t at = r.err.find(said);
+  CHECK(at != std::string::npos);
+  CHECK(r.err.find(said, at + 1) == std::string::npos);  // once, not per source
+  std::set<std::string> paths;
+  for (const auto& e : read_report(report)) {
+    REQUIRE(e["status"] == "ok");
+    paths.insert(e["outputs"][0]["path"].get<std::string>());
+    const std::string url = e["url"];
+    char hash[9];
+    std::snprintf(hash, sizeof hash, "%08x", static_cast<unsigned>(stable_hash(url)));
+    CHECK(e["outputs"][0]["path"] == (out.out / "64" / ("thumb_" + std::string(hash) + ".jpg")).string());
+  }
+  CHECK(paths.size() == list.size());
+  // The same names again, from the records: skipped.
+  auto again = out.Run(list, {"--sizes", "64", "--name", "{size}/thumb.{ext}"});
+  for (const auto& s : list) CHECK(skipped(again[s]));
 }

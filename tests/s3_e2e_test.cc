@@ -569,6 +569,59 @@ TEST_CASE("resume against a bucket: a second run skips what is stored; a missing
     CHECK(e.value("skipped", false) == (url != "s3://photos/" + in + photos().names[0]));
 }
 
+TEST_CASE("--format webp,jpeg with --name '{size}/{stem}.{ext}' to a bucket: keys follow the template; a second run skips") {
+  NEED_STORE(store);
+  S3Client client(store.settings());
+  const std::string out = unique_prefix("named");
+  std::string list_text;
+  std::vector<std::string> sources;
+  for (std::size_t i = 0; i < 5; ++i) {
+    sources.push_back((photos().dir / photos().names[i]).string());
+    list_text += sources.back() + "\n";
+  }
+  const std::vector<std::string> flags = {"--out", "s3://thumbs/" + out, "--sizes", "64,32", "--format", "webp,jpeg",
+                                          "--name", "{size}/{stem}.{ext}"};
+  Run first(store);
+  write_file(first.work / "list.txt", list_text);
+  std::vector<std::string> args = flags;
+  args.push_back((first.work / "list.txt").string());
+  CommandResult r = first.Go(args);
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  const auto made = first.ByUrl();
+  const auto objects = listing(client, "thumbs", out);
+  for (const std::string& source : sources) {
+    const json& e = made.at(source);
+    REQUIRE(e["status"] == "ok");
+    const std::string stem = fs::path(source).stem().string();
+    const std::vector<std::string> keys = {out + "64/" + stem + ".webp", out + "64/" + stem + ".jpg",
+                                           out + "32/" + stem + ".webp", out + "32/" + stem + ".jpg"};
+    REQUIRE(e["outputs"].size() == keys.size());
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+      CHECK(e["outputs"][i]["path"] == "s3://thumbs/" + keys[i]);
+      REQUIRE(objects.count(keys[i]) == 1);
+      CHECK(objects.at(keys[i]) == e["outputs"][i]["bytes"].get<std::uint64_t>());
+    }
+    auto webp = client.Get({"thumbs", keys[0]}, 1 << 20);
+    auto jpeg = client.Get({"thumbs", keys[1]}, 1 << 20);
+    REQUIRE(webp.ok());
+    REQUIRE(jpeg.ok());
+    CHECK(webp->starts_with("RIFF"));
+    CHECK(jpeg->starts_with("\xff\xd8"));
+  }
+  Run second(store);
+  write_file(second.work / "list.txt", list_text);
+  args = flags;
+  args.push_back((second.work / "list.txt").string());
+  REQUIRE(second.Go(args).exit_code == 0);
+  for (const auto& [url, e] : second.ByUrl()) {
+    CHECK(e.value("skipped", false));
+    CHECK(e["outputs"] == made.at(url)["outputs"]);
+  }
+  first.CheckClean();
+  second.CheckClean();
+}
+
 TEST_CASE("the threaded build and the sequential baseline store the same thumbnails") {
   NEED_STORE(store);
   S3Client client(store.settings());

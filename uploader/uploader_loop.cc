@@ -133,7 +133,6 @@ void Uploader::StartThumbnails(Bundle& b) {
   const std::span<const std::byte> extent = queue_.body(b.slot);
   const FetchFacts& fetch = b.header.resize.fetch;
   S3PutFields fields;
-  fields.content_type = std::string(plan_.content_type());
   fields.cache_control = options_.cache_control;
   // No name may be a prefix of another ("source" beside "source-etag"):
   // libcurl 7.88 sorts the signed headers as "name:value" strings, so such a
@@ -145,7 +144,10 @@ void Uploader::StartThumbnails(Bundle& b) {
     fields.metadata.emplace_back("source-last-modified", metadata_value(text_of(fetch.last_modified)));
   for (std::uint32_t i = 0; i < b.header.part_count; ++i) {
     const UploadPart& part = b.header.parts[i];
-    auto put = std::make_unique<Put>(plan_.object(b.stem, i), extent.subspan(part.offset, part.length),
+    const OutputRecord& made = b.header.resize.outputs[i];
+    fields.content_type = std::string(plan_.content_type(i));
+    auto put = std::make_unique<Put>(plan_.object({b.stem, b.source}, i, made.width, made.height),
+                                     extent.subspan(part.offset, part.length),
                                      std::string(text_of(part.sha256)), fields);
     put->owner = &b;
     waiting_.push_back(put.get());
@@ -163,7 +165,7 @@ void Uploader::StartRecord(Bundle& b) {
   record.options = fingerprint_;
   const ResizeOutcome& r = b.header.resize;
   for (std::uint32_t i = 0; i < r.output_count; ++i)
-    record.outputs.push_back({plan_.file_name(b.stem, i), r.outputs[i].width, r.outputs[i].height, r.outputs[i].bytes});
+    record.outputs.push_back({plan_.file_name({b.stem, b.source}, i, r.outputs[i].width, r.outputs[i].height), r.outputs[i].width, r.outputs[i].height, r.outputs[i].bytes});
   if (r.fetch.http_status == 0) {  // a local file: its size and mtime, as a local run records
     if (auto v = local_file_validator(b.source); v.ok()) record.validator = *v;
   } else {

@@ -406,17 +406,18 @@ std::vector<std::byte> take_blob(VipsBlob* blob) {
   return std::vector<std::byte>(data, data + length);
 }
 
-Result<EncodedThumbnail> encode(const VImage& image, SizeSpec spec, const ResizeSettings& settings) {
-  const std::string context = "encode " + std::string(format_name(settings.format)) + " failed";
+Result<EncodedThumbnail> encode(const VImage& image, SizeSpec spec, Format format, const ResizeSettings& settings) {
+  const std::string context = "encode " + std::string(format_name(format)) + " failed";
   return vips_step(Code::kEncodeFailed, context, [&] {
-    return EncodedThumbnail{spec, image.width(), image.height(),
-                            take_blob(save(settings.format, prepare_for(settings.format, image),
+    return EncodedThumbnail{spec, format, image.width(), image.height(),
+                            take_blob(save(format, prepare_for(format, image),
                                            settings.quality))};
   });
 }
 
 Status check_settings(const ResizeSettings& settings) {
   if (settings.sizes.empty()) return Status(Code::kInvalidArgument, "no thumbnail sizes requested");
+  if (settings.formats.empty()) return Status(Code::kInvalidArgument, "no output format requested");
   for (const SizeSpec& spec : settings.sizes) {
     if (spec.width <= 0 || spec.height < 0) {
       return Status(Code::kInvalidArgument, "bad thumbnail size " + spec.label());
@@ -430,7 +431,7 @@ Status check_settings(const ResizeSettings& settings) {
 ResizeSettings ResizeSettings::From(const Options& options) {
   ResizeSettings settings;
   settings.sizes = options.sizes;
-  settings.format = options.format;
+  settings.formats = options.formats;
   settings.quality = options.quality;
   settings.max_pixels = options.max_pixels;
   settings.max_decode_bytes = static_cast<std::uint64_t>(options.max_decode_mb) << 20;
@@ -493,14 +494,16 @@ Result<std::vector<EncodedThumbnail>> make_thumbnails(const ImageSource& source,
   if (!decoded.ok()) return decoded.status();
 
   std::vector<EncodedThumbnail> out;
-  out.reserve(settings.sizes.size());
+  out.reserve(settings.sizes.size() * settings.formats.size());
   for (std::size_t i = 0; i < settings.sizes.size(); ++i) {
     const SizeSpec spec = settings.sizes[i];
     Result<VImage> resized = i == largest ? Result<VImage>(*decoded) : derive(*decoded, spec);
     if (!resized.ok()) return resized.status();
-    Result<EncodedThumbnail> encoded = encode(*resized, spec, settings);
-    if (!encoded.ok()) return encoded.status();
-    out.push_back(std::move(encoded).value());
+    for (Format format : settings.formats) {
+      Result<EncodedThumbnail> encoded = encode(*resized, spec, format, settings);
+      if (!encoded.ok()) return encoded.status();
+      out.push_back(std::move(encoded).value());
+    }
   }
   return out;
 }

@@ -21,7 +21,8 @@ namespace thumbmill {
 /// What the resizer needs from Options.
 struct ResizeSettings {
   std::vector<SizeSpec> sizes;
-  Format format = Format::kJpeg;
+  // Each size is encoded in each, from the same resized image.
+  std::vector<Format> formats = {Format::kJpeg};
   int quality = 85;
   std::uint64_t max_pixels = 100'000'000;
   // Refuse a decode estimated (worker/decode_estimate.h) above this.
@@ -34,6 +35,7 @@ struct ResizeSettings {
 /// One encoded thumbnail.
 struct EncodedThumbnail {
   SizeSpec size;               // the size it was asked for
+  Format format = Format::kJpeg;
   int width = 0;               // what it came out as
   int height = 0;
   std::vector<std::byte> bytes;  // the encoded file
@@ -52,7 +54,10 @@ struct ImageSource {
 /// kInternal with libvips's message if libvips cannot start.
 [[nodiscard]] Status init_vips(const char* argv0, bool allow_untrusted_formats);
 
-/// Makes every size in `settings.sizes`, in that order. Never upscales: a
+/// Makes every size in `settings.sizes`, in that order, each in every
+/// format of `settings.formats`, in that order (sizes-major, as
+/// OutputPlan numbers outputs): a size is resized once and encoded once per
+/// format. Never upscales: a
 /// source smaller than a size comes out at its own size. Output is 8-bit
 /// sRGB (JPEG: alpha flattened onto white), stripped of metadata, and the
 /// same input always gives the same bytes.

@@ -36,8 +36,8 @@ void set_error(ResizeOutcome& out, const Status& status) {
 
 /// Writes every thumbnail or none: on a failure the ones already written
 /// for this source are removed again. Thumbnail i is the plan's output i.
-Status write_outputs(const std::vector<EncodedThumbnail>& thumbs, const std::string& stem,
-                     const Options& options, ResizeOutcome& out) {
+Status write_outputs(const std::vector<EncodedThumbnail>& thumbs, SourceNames who, const Options& options,
+                     ResizeOutcome& out) {
   const OutputPlan plan(options);
   if (thumbs.size() > plan.count() || thumbs.size() > kMaxOutputs)
     return Status(Code::kInternal, "more thumbnails than sizes");
@@ -49,8 +49,10 @@ Status write_outputs(const std::vector<EncodedThumbnail>& thumbs, const std::str
                                        std::to_string(kMaxOutputs));
   for (std::size_t i = 0; i < thumbs.size(); ++i) {
     const EncodedThumbnail& t = thumbs[i];
-    const auto path = plan.final_path(stem, i);
-    Status status = write_file_atomically(path, t.bytes, options.fsync);
+    // Named after it is made: the template may hold {width} and {height}.
+    const std::string name = plan.file_name(who, i, t.width, t.height);
+    const auto path = plan.out_dir() / name;
+    Status status = write_output_file(plan.out_dir(), name, t.bytes, options.fsync);
     if (!status.ok()) {
       for (const auto& p : written) ::unlink(p.c_str());
       return status;
@@ -134,6 +136,7 @@ ResizeOutcome process(JobQueue& queue, JobQueue::SlotId id, const Options& optio
   // Read within their arrays: a slot is memory other processes write.
   const std::string stem(text_of(job.stem));
   const std::string path(text_of(job.path));
+  const std::string location(text_of(job.source));
   maybe_fault_for_test(stem.c_str());
 
   ImageSource source;
@@ -156,7 +159,7 @@ ResizeOutcome process(JobQueue& queue, JobQueue::SlotId id, const Options& optio
   out.resize_ms = ms_since(start);  // the bundle carries it: set before queueing
   Status status = !thumbs.ok() ? thumbs.status()
                   : uploads    ? queue_for_upload(*thumbs, queue, id, *uploads, owner, out)
-                               : write_outputs(*thumbs, stem, options, out);
+                               : write_outputs(*thumbs, {stem, location}, options, out);
   if (!status.ok()) {
     out.output_count = 0;
     set_error(out, status);
