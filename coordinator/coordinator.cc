@@ -1,5 +1,5 @@
 // coordinator_main: the start-up checks, in the order a user meets them
-// (command line, option values, S3 settings, the list or the source bucket,
+// (command line, option values, S3 settings, the inputs and the source buckets,
 // the report path, the output directory or bucket), the clean-up of what earlier runs left behind, the pipeline,
 // and only then the report (an earlier one is replaced only by a run that
 // starts), the loop (run_loop.h) and the exit code.
@@ -9,16 +9,16 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <system_error>
 
+#include "coordinator/inputs.h"
 #include "coordinator/report.h"
 #include "coordinator/run_loop.h"
 #include "coordinator/s3_output_index.h"
-#include "coordinator/s3_prefix_feed.h"
-#include "coordinator/source_feed.h"
 #include "shared/s3_client.h"
 #include "shared/manifest.h"
 #include "shared/output_files.h"
@@ -27,23 +27,6 @@
 
 namespace thumbmill {
 namespace {
-
-/// LIST as s3://bucket/prefix/: the prefix, listed as the run goes, once
-/// the bucket is known to be there and readable (exit 3 otherwise: the
-/// preflight). One object is not a prefix: the message says how to give it.
-Result<std::unique_ptr<SourceFeed>> open_s3_list(const Options& options) {
-  auto prefix = parse_s3_url(options.list_path);
-  if (!prefix.ok()) return Status(Code::kInvalidArgument, "LIST: " + prefix.status().message());
-  if (!prefix->key.empty() && prefix->key.back() != '/')
-    return Status(Code::kInvalidArgument,
-                  "LIST " + options.list_path + " names one object, not a prefix (a prefix ends in '/'); for one "
-                  "object, give it on standard input: echo '" + options.list_path + "' | coordinator -");
-  S3Client client(options.s3, options.connect_timeout_s + 30);
-  if (Status st = client.CheckBucket(prefix->bucket); !st.ok())
-    return Status(st.code() == Code::kInvalidArgument ? Code::kInternal : st.code(),
-                  "LIST " + options.list_path + ": " + st.message());
-  return open_s3_prefix_feed(options.s3, *prefix);
-}
 
 /// The --out bucket checked (it exists, these credentials may use it) and
 /// what its prefix holds from earlier runs.
@@ -75,14 +58,15 @@ int coordinator_main(int argc, char** argv, const PipelineMaker& make_pipeline) 
 
   // Where S3 requests go and who signs them: flags, environment, profile
   // files (aws_config.h), resolved once here and handed to every child.
-  const bool s3_list = is_s3_url(options.list_path);
+  const bool s3_list = std::any_of(options.inputs.begin(), options.inputs.end(),
+                                  [](const std::string& input) { return is_s3_url(input); });
   if (auto s3 = resolve_s3_settings(options.s3_flags, process_environment()); s3.ok()) {
     options.s3 = *s3;
   } else if (s3_list || options.out_is_s3()) {
     std::fprintf(stderr, "thumbmill: %s\n", s3.status().ToString().c_str());
     return kExitUsage;
   }
-  auto list = s3_list ? open_s3_list(options) : open_list_feed(options.list_path);
+  auto list = open_inputs(options);
   if (!list.ok()) {
     std::fprintf(stderr, "thumbmill: %s\n", list.status().ToString().c_str());
     return list.status().code() == Code::kInvalidArgument || list.status().code() == Code::kIoError ? kExitUsage

@@ -33,9 +33,11 @@ Status check_report_path(const Options& options) {
   if (options.report_path.empty()) return Status::Ok();
   // /dev/stdin resolves to whatever standard input is: a list redirected
   // from a file ("coordinator --report r.jsonl - < r.jsonl") is caught too.
-  const std::filesystem::path list = options.list_path == "-" ? "/dev/stdin" : options.list_path;
-  return refuse_to_overwrite("--report", options.report_path,
-                             {{"the list", list}, {"the output directory", options.out_dir}});
+  std::vector<KeptFile> keep = {{"the output directory", options.out_dir}};
+  for (const std::string& input : options.inputs)
+    keep.push_back({input == "-" ? "the list" : "the input " + input,
+                    input == "-" ? std::filesystem::path("/dev/stdin") : std::filesystem::path(input)});
+  return refuse_to_overwrite("--report", options.report_path, keep);
 }
 
 std::string ReportWriter::ToJson(const SourceResult& r) {

@@ -3,7 +3,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <array>
 #include <cctype>
 #include <chrono>
 #include <cstdio>
@@ -21,12 +20,6 @@ namespace {
 /// and 5xx pass more often than not.
 constexpr int kPageTries = 4;
 
-bool lower_ends_with(std::string_view key, std::string_view suffix) {
-  if (key.size() < suffix.size()) return false;
-  return std::equal(suffix.begin(), suffix.end(), key.end() - static_cast<std::ptrdiff_t>(suffix.size()),
-                    [](char a, char b) { return a == std::tolower(static_cast<unsigned char>(b)); });
-}
-
 /// A key a list line carries unchanged.
 bool fits_a_line(std::string_view key) {
   if (key.empty() || std::isspace(static_cast<unsigned char>(key.front())) ||
@@ -37,8 +30,10 @@ bool fits_a_line(std::string_view key) {
 
 class S3PrefixFeed : public SourceFeed {
  public:
-  S3PrefixFeed(std::unique_ptr<SourceFeed> lines, UniqueFd write_end, const S3Settings& settings, S3Location prefix)
+  S3PrefixFeed(std::unique_ptr<SourceFeed> lines, UniqueFd write_end, const S3Settings& settings, S3Location prefix,
+               std::vector<std::string> extensions)
       : lines_(std::move(lines)),
+        extensions_(std::move(extensions)),
         thread_([this, fd = std::move(write_end), settings, prefix = std::move(prefix)]() mutable {
           List(std::move(fd), settings, prefix);
         }) {}
@@ -63,6 +58,7 @@ class S3PrefixFeed : public SourceFeed {
   }
 
   std::unique_ptr<SourceFeed> lines_;
+  const std::vector<std::string> extensions_;  // before thread_: the lister reads it
   mutable std::mutex mutex_;
   Status listing_;  // set before the write end closes
   std::thread thread_;
@@ -93,7 +89,7 @@ void S3PrefixFeed::List(UniqueFd out, const S3Settings& settings, const S3Locati
     }
     if (!page.ok()) return Fail(page.status());
     for (const S3Object& object : page->objects) {
-      if (!is_image_key(object.key)) continue;
+      if (!has_extension(object.key, extensions_)) continue;
       if (!fits_a_line(object.key)) {
         ++skipped;
         continue;
@@ -110,14 +106,8 @@ void S3PrefixFeed::List(UniqueFd out, const S3Settings& settings, const S3Locati
 
 }  // namespace
 
-bool is_image_key(std::string_view key) {
-  static constexpr std::array<std::string_view, 12> kExtensions = {
-      ".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".tif", ".tiff", ".avif", ".heic", ".heif", ".jxl"};
-  return std::any_of(kExtensions.begin(), kExtensions.end(),
-                     [key](std::string_view ext) { return lower_ends_with(key, ext); });
-}
-
-Result<std::unique_ptr<SourceFeed>> open_s3_prefix_feed(const S3Settings& settings, const S3Location& prefix) {
+Result<std::unique_ptr<SourceFeed>> open_s3_prefix_feed(const S3Settings& settings, const S3Location& prefix,
+                                                        std::vector<std::string> extensions) {
   auto pipe = make_pipe();
   if (!pipe.ok()) return pipe.status();
   UniqueFd read_end(pipe->read_fd);
@@ -125,7 +115,7 @@ Result<std::unique_ptr<SourceFeed>> open_s3_prefix_feed(const S3Settings& settin
   auto lines = open_fd_feed(std::move(read_end), prefix.url());
   if (!lines.ok()) return lines.status();
   return std::unique_ptr<SourceFeed>(
-      new S3PrefixFeed(std::move(lines.value()), std::move(write_end), settings, prefix));
+      new S3PrefixFeed(std::move(lines.value()), std::move(write_end), settings, prefix, std::move(extensions)));
 }
 
 }  // namespace thumbmill

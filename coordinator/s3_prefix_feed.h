@@ -5,27 +5,28 @@
 // loop reads like any list file (source_feed.h): the first thumbnails are
 // made before the listing ends, and what is held of a prefix of a million
 // objects is one page and the pipe. Keys are taken by extension
-// (is_image_key), as a directory of photos would be; keys a list line
+// (has_extension, shared/image_extensions.h: --ext), as a directory of
+// photos would be; keys a list line
 // cannot carry (a control character, leading or trailing blanks) are
 // skipped and counted on stderr. A listing that fails for good (after
 // retries) ends the feed with that failure, which ends the run as fatal.
 #pragma once
 
 #include <memory>
-#include <string_view>
+#include <string>
+#include <vector>
 
 #include "coordinator/source_feed.h"
 #include "shared/aws_config.h"
+#include "shared/image_extensions.h"
 #include "shared/s3_location.h"
 
 namespace thumbmill {
 
-/// Whether `key` names an image by its extension (case-insensitive): jpg,
-/// jpeg, jpe, png, webp, gif, tif, tiff, avif, heic, heif, jxl.
-bool is_image_key(std::string_view key);
-
-/// Starts listing `prefix` (its key "" or ending in '/'). The thread ends
-/// with the feed (its pipe closes under it).
-Result<std::unique_ptr<SourceFeed>> open_s3_prefix_feed(const S3Settings& settings, const S3Location& prefix);
+/// Starts listing `prefix` (its key "" or ending in '/'), taking the keys
+/// with one of `extensions` (default_image_extensions() unless --ext). The
+/// thread ends with the feed (its pipe closes under it).
+Result<std::unique_ptr<SourceFeed>> open_s3_prefix_feed(const S3Settings& settings, const S3Location& prefix,
+                                                        std::vector<std::string> extensions);
 
 }  // namespace thumbmill

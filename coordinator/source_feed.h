@@ -3,11 +3,14 @@
 //
 // The loop has one blocking call, its poll (style rule 9). A feed hands out
 // the lines it has now and otherwise names a descriptor for that poll that
-// becomes readable when it may have more. Today's feed is the --list file,
-// pipe, FIFO or standard input, read through a non-blocking descriptor; a
-// later source of jobs (an S3 listing, a Redis batch) plugs in behind the
-// same interface, with a thread that feeds an eventfd or a pipe if its
-// client library blocks. Parsing stays in SourceList (shared/source_list.h).
+// becomes readable when it may have more. The feeds: a LIST file, pipe,
+// FIFO or standard input, read through a non-blocking descriptor (here); an
+// S3 prefix listed on a thread into a pipe (s3_prefix_feed.h); a directory
+// walked a bounded step at a time (directory_walk_feed.h); and the chain of
+// every argument in order (input_chain.h). A later source of jobs (a Redis
+// batch) plugs in behind the same interface, with a thread that feeds an
+// eventfd or a pipe if its client library blocks. Parsing stays in
+// SourceList (shared/source_list.h).
 #pragma once
 
 #include <cstdint>
@@ -43,8 +46,7 @@ class SourceFeed {
   virtual std::optional<std::uint64_t> CountRest() { return std::nullopt; }
 };
 
-/// The list named by --list: a file, a pipe or FIFO, or standard input for
-/// "-". Opening a FIFO waits for its writer, as opening it always does; after
+/// A LIST argument: a file, a pipe or FIFO, or standard input for "-". Opening a FIFO waits for its writer, as opening it always does; after
 /// that nothing blocks. A list that cannot be opened is a kIoError naming the
 /// path and the reason. Standard input gets O_NONBLOCK while the feed lives
 /// and its flags back afterwards (the descriptor is shared with the shell).

@@ -13,6 +13,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "shared/image_extensions.h"
 #include "shared/option_limits.h"
 #include "shared/options.h"
 #include "shared/s3_location.h"
@@ -42,6 +43,31 @@ CLI::Option* add_int(CLI::App& app, Options& options, const IntLimit& limit, std
   return app.add_option(std::string(limit.flag), options.*limit.field, std::move(help))
       ->type_name("N")
       ->transform(checked_by([&limit](std::string_view t) { return parse_int_in(t, limit); }));
+}
+
+void add_input_options(CLI::App& app, Options& o) {
+  app.add_option_function<std::vector<std::string>>(
+         "--ext",
+         [&o](const std::vector<std::string>& items) {
+           o.extensions.clear();
+           for (const std::string& item : items) {
+             // CLI11 runs no transform on an empty value: checked here too.
+             auto parsed = parse_extensions(item);
+             if (!parsed.ok()) throw CLI::ValidationError("--ext: " + parsed.status().message());
+             for (std::string& ext : *parsed)
+               if (std::find(o.extensions.begin(), o.extensions.end(), ext) == o.extensions.end())
+                 o.extensions.push_back(std::move(ext));
+           }
+         },
+         "Extensions taken from a directory or an s3:// prefix, comma-separated, any case; may be "
+         "repeated (default jpg jpeg jpe png webp gif tif tiff avif heic heif jxl)")
+      ->type_name("LIST")
+      ->delimiter(',')
+      ->expected(1)
+      ->allow_extra_args(false)  // "--ext jpg DIR" must leave DIR alone
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+      ->transform(checked_by(parse_extensions))
+      ->group("Input");
 }
 
 void add_output_options(CLI::App& app, Options& o) {
@@ -223,7 +249,7 @@ std::string word_wrap(std::string_view text, std::size_t width) {
   return out;
 }
 
-/// CLI11's layout, tightened for an 80-column terminal: LIST shown as
+/// CLI11's layout, tightened for an 80-column terminal: the inputs shown as
 /// required, one blank line between groups, descriptions wrapped.
 class HelpFormatter : public CLI::Formatter {
  public:
@@ -233,7 +259,7 @@ class HelpFormatter : public CLI::Formatter {
 
   std::string make_help(const CLI::App* app, std::string, CLI::AppFormatMode) const override {
     std::string out = word_wrap(app->get_description(), kTotalColumns) + "\n\n";
-    out += "Usage: " + app->get_name() + " [OPTIONS] LIST\n";
+    out += "Usage: " + app->get_name() + " [OPTIONS] LIST|DIR|IMAGE...\n";
     out += make_positionals(app);
     for (const std::string& group : app->get_groups()) {
       auto in_group = [&group](const CLI::Option* option) {
@@ -251,9 +277,15 @@ class HelpFormatter : public CLI::Formatter {
 };
 
 constexpr const char* kDescription =
-    "Makes thumbnails of every image listed in LIST, downloading URLs, reading local files and S3 objects.";
+    "Makes thumbnails of every image listed in LIST, found in DIR or named as IMAGE, downloading URLs, "
+    "reading local files and S3 objects.";
 
-constexpr const char* kFooter = R"(LIST has one source per line: an http:// or https:// URL, an s3://BUCKET/KEY
+constexpr const char* kFooter = R"(Arguments are read in order. A directory is walked recursively for files with
+an --ext extension; symbolic links to directories are not followed, and links
+to files only when they stay inside the tree. A file with an image extension is
+a source itself; any other file is a LIST.
+
+LIST has one source per line: an http:// or https:// URL, an s3://BUCKET/KEY
 object, a file:// URL or a local path. Blank lines and lines starting with #
 are skipped. Give - to read the list from standard input, or
 s3://BUCKET/PREFIX/ to take every image under a prefix.
@@ -265,6 +297,8 @@ from the flags, then AWS_* variables, then ~/.aws/credentials and config.
 
 Examples:
   coordinator urls.txt
+  coordinator photos/ extra/*.jpg
+  coordinator --ext jpg,png --out thumbs photos/
   coordinator --sizes 64,200x150 --format webp --out thumbs urls.txt
   find photos -name '*.jpg' | coordinator --workers 4 --report run.jsonl -
   coordinator s3://photos/2026/ --out s3://thumbs/t/)";
@@ -275,8 +309,11 @@ void build_app(CLI::App& app, Options& o) {
   // A repeated flag overrides the earlier one, as in most tools.
   app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.set_version_flag("--version", "thumbmill 0.1.0", "Print the version and exit");
-  app.add_option("LIST", o.list_path, "File of sources, one per line, or - for standard input")
-      ->type_name("");
+  app.add_option("LIST", o.inputs,
+                 "Files of sources, one per line, - for standard input, directories or image files")
+      ->type_name("")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  add_input_options(app, o);
   add_output_options(app, o);
   add_limit_options(app, o);
   add_download_options(app, o);
@@ -370,8 +407,8 @@ ParsedCommandLine parse_command_line(int argc, const char* const* argv) {
     parsed.error = unknown_option_message(app, argc, argv);
     if (parsed.error.empty()) parsed.error = e.what();
   }
-  if (!parsed.exit_now && parsed.error.empty() && parsed.options.list_path.empty()) {
-    parsed.error = "missing LIST: a file of sources, or - for standard input (see --help)";
+  if (!parsed.exit_now && parsed.error.empty() && parsed.options.inputs.empty()) {
+    parsed.error = "missing LIST: a file of sources, - for standard input, a directory or image files (see --help)";
   }
   return parsed;
 }

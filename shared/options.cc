@@ -44,6 +44,12 @@ Status check_fields(const Options& options) {
     if (!out.ok()) return invalid_option("--out: " + out.status().message());
     if (!out->key.empty() && out->key.back() != '/') return invalid_option("--out: an S3 prefix must end in '/'");
   }
+  if (options.extensions.empty()) return invalid_option("--ext: no extensions given");
+  for (const std::string& ext : options.extensions) {
+    auto parsed = parse_extensions(ext);
+    if (!parsed.ok()) return invalid_option("--ext: " + parsed.status().message());
+    if (parsed->size() != 1 || parsed->front() != ext) return invalid_option("--ext: '" + ext + "' is not lowercase without a dot");
+  }
   for (char c : options.cache_control)
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return invalid_option("--cache-control: a control character");
   if (options.formats.empty()) return invalid_option("--format: no format given");

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "shared/aws_config.h"
+#include "shared/image_extensions.h"
 #include "shared/status.h"
 
 namespace thumbmill {
@@ -72,8 +73,13 @@ struct Options {
   /// Whether thumbnails go to a bucket (--out s3://...).
   bool out_is_s3() const { return !out_s3.empty(); }
 
-  // The list of sources: a file, or "-" for standard input. Required.
-  std::string list_path;
+  // What to make thumbnails of, in order, as given on the command line: a
+  // LIST file, "-" (standard input), s3://bucket/prefix/, a directory
+  // (walked) or an image file (coordinator/inputs.h). At least one.
+  std::vector<std::string> inputs;
+  // The extensions a walk and an S3 prefix take, lowercase, without dots
+  // (--ext). Default: default_image_extensions() (shared/image_extensions.h)
+  std::vector<std::string> extensions = default_image_extensions();
 
   // Where thumbnails go, created if missing.
   // Default: ./thumbnails

@@ -32,7 +32,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(S3Settings, endpoint, region, path_style, acc
 
 // Strict: a field missing from the JSON is an error, so a coordinator and a
 // child built from different sources cannot silently disagree.
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Options, list_path, out_dir, sizes, formats, name_template, quality, workers,
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Options, inputs, extensions, out_dir, sizes, formats, name_template, quality, workers,
                                    downloads, queue_mb, max_bytes, max_pixels,
                                    max_decode_mb, allow_untrusted_formats, report_path, connect_timeout_s,
                                    transfer_timeout_s, stall_timeout_s, max_redirects,

@@ -67,7 +67,8 @@ std::string single_quoted(std::string_view text) {
 /// Options with every field away from its default.
 Options unusual_options() {
   Options o;
-  o.list_path = "urls.txt";
+  o.inputs = {"urls.txt"};
+  o.extensions = {"png", "jxl"};
   o.out_dir = "/tmp/thumbs out";
   o.sizes = {{48, 0}, {300, 200}, {1, 100000}};
   o.formats = {Format::kAvif, Format::kWebp};
@@ -110,7 +111,8 @@ Options unusual_options() {
 }
 
 void check_same_fields(const Options& a, const Options& b) {
-  CHECK(a.list_path == b.list_path);
+  CHECK(a.inputs == b.inputs);
+  CHECK(a.extensions == b.extensions);
   CHECK(a.out_s3 == b.out_s3);
   CHECK(a.uploads == b.uploads);
   CHECK(a.upload_queue_mb == b.upload_queue_mb);
@@ -150,7 +152,7 @@ void check_same_fields(const Options& a, const Options& b) {
 
 // Options has this many fields; check_same_fields and the JSON must cover
 // them all. Update all three together.
-constexpr std::size_t kOptionFields = 33;
+constexpr std::size_t kOptionFields = 35;
 
 }  // namespace
 
@@ -271,7 +273,7 @@ TEST_CASE("parse_pixel_count: plain numbers, K/M/G and MP") {
 
 TEST_CASE("defaults: only LIST given") {
   Options o = parse_ok({"list.txt"});
-  CHECK(o.list_path == "list.txt");
+  CHECK(o.inputs == std::vector<std::string>{"list.txt"});
   CHECK(o.out_dir == "thumbnails");
   CHECK(o.sizes == std::vector<SizeSpec>{{32, 0}, {64, 0}, {200, 0}});
   CHECK(o.formats == std::vector<Format>{Format::kJpeg});
@@ -302,7 +304,7 @@ TEST_CASE("defaults: only LIST given") {
 
 TEST_CASE("a default-constructed Options matches the command-line defaults") {
   Options built;
-  built.list_path = "list.txt";
+  built.inputs = {"list.txt"};
   built.progress = isatty(STDERR_FILENO) == 1;
   check_same_fields(built, parse_ok({"list.txt"}));
 }
@@ -318,7 +320,7 @@ TEST_CASE("every flag reaches its field") {
                         "--quiet", "--verbose", "--deny-private", "--no-local", "--uploads", "3",
                         "--upload-queue-mb", "9",
                         "--upload-attempts", "2", "--cache-control", "max-age=60", "--s3-endpoint",
-                        "http://127.0.0.1:1", "--s3-region", "eu-west-3", "--s3-path-style", "urls.txt"});
+                        "http://127.0.0.1:1", "--s3-region", "eu-west-3", "--s3-path-style", "--ext", "png,.JXL", "urls.txt"});
   // --out names a directory or a bucket (tested below), and `s3` is what
   // the coordinator resolves from flags, environment and profiles.
   const Options want = unusual_options();
@@ -329,15 +331,15 @@ TEST_CASE("every flag reaches its field") {
 
 TEST_CASE("flags take --flag=value, and LIST may come first") {
   Options o = parse_ok({"urls.txt", "--quality=7", "--format=png", "--sizes=10x20"});
-  CHECK(o.list_path == "urls.txt");
+  CHECK(o.inputs == std::vector<std::string>{"urls.txt"});
   CHECK(o.quality == 7);
   CHECK(o.formats == std::vector<Format>{Format::kPng});
   CHECK(o.sizes == std::vector<SizeSpec>{{10, 20}});
 }
 
 TEST_CASE("LIST may be - for standard input, or a name after --") {
-  CHECK(parse_ok({"-"}).list_path == "-");
-  CHECK(parse_ok({"--", "-odd-name"}).list_path == "-odd-name");
+  CHECK(parse_ok({"-"}).inputs == std::vector<std::string>{"-"});
+  CHECK(parse_ok({"--", "-odd-name"}).inputs == std::vector<std::string>{"-odd-name"});
 }
 
 TEST_CASE("--sizes: lists, repeats, boxes; LIST is never swallowed") {
@@ -346,7 +348,7 @@ TEST_CASE("--sizes: lists, repeats, boxes; LIST is never swallowed") {
   CHECK(parse_ok({"--sizes", "10", "--sizes", "20x30,40", "l"}).sizes ==
         std::vector<SizeSpec>{{10, 0}, {20, 30}, {40, 0}});
   Options o = parse_ok({"--sizes", "64", "list.txt"});
-  CHECK(o.list_path == "list.txt");
+  CHECK(o.inputs == std::vector<std::string>{"list.txt"});
   CHECK(o.sizes == std::vector<SizeSpec>{{64, 0}});
 }
 
@@ -430,7 +432,6 @@ TEST_CASE("command-line mistakes that are not bad values") {
   CHECK(contains(parse_error({}), "LIST"));
   CHECK(contains(parse_error({"--quality", "5"}), "LIST"));
   CHECK(contains(parse_error({"--bogus", "l"}), "--bogus"));
-  CHECK(contains(parse_error({"a.txt", "b.txt"}), "b.txt"));
   CHECK(contains(parse_error({"l", "--quality"}), "--quality"));
   CHECK(contains(parse_error({"--force=maybe", "l"}), "--force"));
 }
@@ -509,7 +510,7 @@ TEST_CASE("finalize_options checks hand-built values against the command-line ra
   for (const Case& c : cases) {
     CAPTURE(c.flag);
     Options o;
-    o.list_path = std::string("l");
+    o.inputs = {"l"};
     c.spoil(o);
     Status status = finalize_options(o);
     CHECK(status.code() == Code::kInvalidArgument);
@@ -544,7 +545,7 @@ TEST_CASE("JSON round trip keeps every field") {
 TEST_CASE("JSON round trip of the defaults and of each format") {
   for (Format f : {Format::kJpeg, Format::kWebp, Format::kPng, Format::kAvif}) {
     Options original;
-    original.list_path = std::string("-");
+    original.inputs = {"-"};
     original.formats = {f};
     Result<Options> back = options_from_json(options_to_json(original));
     REQUIRE(back.ok());
@@ -613,7 +614,7 @@ TEST_CASE("a misspelled option is named, with the nearest valid spelling") {
   // A value that looks like an option is the value of the option before it.
   CHECK(parse_ok({"--report", "--weird-name.jsonl", "urls.txt"}).report_path == "--weird-name.jsonl");
   // After "--" everything is LIST.
-  CHECK(parse_ok({"--", "--worker"}).list_path == "--worker");
+  CHECK(parse_ok({"--", "--worker"}).inputs == std::vector<std::string>{"--worker"});
 }
 
 // ---------------------------------------------------------------------------
@@ -631,7 +632,7 @@ TEST_CASE("--max-decode-mb: default 512, range 16-1048576, checked by hand and f
     CHECK(contains(error, single_quoted(bad)));
   }
   Options o;
-  o.list_path = "l";
+  o.inputs = {"l"};
   o.max_decode_mb = 8;
   CHECK(finalize_options(o).message().starts_with("--max-decode-mb: "));
 
@@ -717,6 +718,52 @@ TEST_CASE("--name is checked against the outputs it has to tell apart") {
         "--name: '{stem}_{size}.jpg' has no {ext}, but 2 formats are made from each source");
   o = parsed({"--name", "{stem}_{sise}.{ext}", "l"});
   CHECK(finalize_options(o).message().starts_with("--name: unknown placeholder {sise}"));
+}
+
+// ---------------------------------------------------------------------------
+// Inputs (issue 9): several arguments, and --ext.
+
+TEST_CASE("every argument is an input, kept in order, wherever the options are") {
+  CHECK(parse_ok({"a.txt", "b.txt"}).inputs == std::vector<std::string>{"a.txt", "b.txt"});
+  const Options o = parse_ok({"photos/", "--sizes", "64", "extra/a.jpg", "--out", "t", "-", "extra/b.png"});
+  CHECK(o.inputs == std::vector<std::string>{"photos/", "extra/a.jpg", "-", "extra/b.png"});
+  CHECK(o.sizes == std::vector<SizeSpec>{{64, 0}});
+  CHECK(contains(parse_error({}), "a directory or image files"));
+}
+
+TEST_CASE("--ext: comma-separated, any case, a dot allowed, repeatable; never swallows an input") {
+  CHECK(Options{}.extensions == default_image_extensions());
+  CHECK(default_image_extensions() == std::vector<std::string>{"jpg", "jpeg", "jpe", "png", "webp", "gif", "tif",
+                                                               "tiff", "avif", "heic", "heif", "jxl"});
+  CHECK(parse_ok({"--ext", "JPG,.png", "photos"}).extensions == std::vector<std::string>{"jpg", "png"});
+  const Options o = parse_ok({"--ext", "jpg", "photos", "--ext=webp,jpg"});
+  CHECK(o.extensions == std::vector<std::string>{"jpg", "webp"});
+  CHECK(o.inputs == std::vector<std::string>{"photos"});
+  for (const std::string bad : {"", "tar.gz", "a/b", "j pg", "jpg,.", "jpg,x y"}) {
+    CAPTURE(bad);
+    CHECK(parse_error({"--ext", bad, "photos"}).starts_with("--ext: "));
+  }
+  Options by_hand;
+  by_hand.inputs = {"l"};
+  by_hand.extensions = {};
+  CHECK(finalize_options(by_hand).message().starts_with("--ext: "));
+  by_hand.extensions = {"JPG"};
+  CHECK(finalize_options(by_hand).message().starts_with("--ext: "));
+}
+
+TEST_CASE("has_extension and names_an_image: the one rule for walks, arguments and S3 keys") {
+  const std::vector<std::string> jpg_png = {"jpg", "png"};
+  CHECK(has_extension("a/IMG_1.JPG", jpg_png));
+  CHECK(has_extension("s3-key/with.dots.png", jpg_png));
+  CHECK_FALSE(has_extension("a/b.jpeg", jpg_png));
+  CHECK_FALSE(has_extension("a/.jpg", jpg_png));
+  CHECK_FALSE(has_extension("jpg", jpg_png));
+  CHECK_FALSE(has_extension("a.jpg/b", jpg_png));
+  CHECK_FALSE(has_extension("a.xjpg", jpg_png));
+  // A file named on the command line is an image by the default list or --ext.
+  CHECK(names_an_image("photo.HEIC", {"png"}));
+  CHECK(names_an_image("scan.bmp", {"bmp"}));
+  CHECK_FALSE(names_an_image("urls.txt", {"png"}));
 }
 
 }  // namespace thumbmill

@@ -311,6 +311,21 @@ TEST_CASE("a prefix listed over many pages gives every object exactly once, and 
   run.CheckClean();
 }
 
+TEST_CASE("--ext chooses the keys a prefix gives, as it does for a directory") {
+  NEED_STORE(store);
+  S3Client client(store.settings());
+  const std::string in = unique_prefix("ext");
+  const std::string bytes = read_file(photos().dir / photos().names[0]);
+  for (const std::string key : {"a.jpg", "b.JPEG", "c.jfif", "notes.txt"}) REQUIRE(client.Put({"photos", in + key}, bytes, {}).ok());
+  Run run(store);
+  const CommandResult r = run.Go({"--ext", "jpeg,JFIF", "s3://photos/" + in, "--out", (run.work / "t").string()});
+  INFO(r.err);
+  CHECK(r.exit_code == 0);
+  std::set<std::string> urls;
+  for (const auto& [url, e] : run.ByUrl()) urls.insert(url);
+  CHECK(urls == std::set<std::string>{"s3://photos/" + in + "b.JPEG", "s3://photos/" + in + "c.jfif"});
+}
+
 TEST_CASE("a wrong secret or a missing bucket: one clear message and exit 3 before anything is downloaded") {
   NEED_STORE(store);
   Run run(store);
