@@ -49,10 +49,28 @@ Status check_fields(const Options& options) {
   return invalid_option("--format: not a known format");
 }
 
+/// --effort is -1 (the format's default) or within the range of the format
+/// that reads it: webp 0-6, avif 0-9 (jpeg and png ignore it).
+Status check_effort(int effort, Format format) {
+  const int max = format == Format::kWebp ? kMaxWebpEffort : kMaxAvifEffort;
+  if (effort == kDefaultEffort || (effort >= 0 && effort <= max)) return Status::Ok();
+  return invalid_option("--effort: " + std::to_string(effort) + " is out of range for " +
+                        std::string(format_name(format)) + " (0-" + std::to_string(max) + ")");
+}
+
+Status check_image_options(const Options& options) {
+  // A hand-built or cast enum may be none of the values.
+  if (fit_name(options.fit) == "unknown") return invalid_option("--fit: not a known fit");
+  if (crop_name(options.crop) == "unknown") return invalid_option("--crop: not a known crop");
+  if (profile_name(options.profile) == "unknown") return invalid_option("--profile: not a known profile");
+  return check_effort(options.effort, options.format);
+}
+
 }  // namespace
 
 Status finalize_options(Options& options) {
   if (Status fields = check_fields(options); !fields.ok()) return fields;
+  if (Status image = check_image_options(options); !image.ok()) return image;
   return check_sizes(options.sizes);
 }
 
