@@ -73,8 +73,8 @@ void add_output_options(CLI::App& app, Options& o) {
            // Refused where it is typed; finalize_options checks again.
            if (o.sizes.size() > kMaxSizes) throw CLI::ValidationError(too_many_sizes(o.sizes.size()).message());
          },
-         "Thumbnail sizes, comma-separated: a width (keeps the aspect ratio) or WIDTHxHEIGHT "
-         "(fits inside the box); may be repeated (default 32,64,200)")
+         "Thumbnail sizes, comma-separated: a width (keeps the aspect ratio, the height at most 4 "
+         "times the width) or WIDTHxHEIGHT (fitted as --fit says); may be repeated (default 32,64,200)")
       ->type_name("LIST")
       ->delimiter(',')
       ->expected(1)
@@ -144,7 +144,7 @@ void add_image_options(CLI::App& app, Options& o) {
       ->type_name("N")
       ->transform(checked_by([](std::string_view t) { return parse_int_in(t, kEffort); }))
       ->group(group);
-  app.add_flag("--lossless", o.lossless, "WebP and AVIF: lossless (jpeg ignores it; png always is)")
+  app.add_flag("--lossless", o.lossless, "WebP: lossless; AVIF: lossless 4:4:4 YCbCr, within one level (jpeg ignores it; png always is)")
       ->group(group);
 }
 

@@ -46,7 +46,7 @@ std::string options_fingerprint(const Options& options) {
   // a manifest written with every default stays valid.
   const Options defaults;
   auto add = [&text](bool differs, std::string_view name, const std::string& value) {
-    if (differs) text += ";" + std::string(name) + "=" + value;
+    if (differs) text.append(";").append(name).append("=").append(value);
   };
   add(options.fit != defaults.fit, "fit", std::string(fit_name(options.fit)));
   add(options.crop != defaults.crop, "crop", std::string(crop_name(options.crop)));

@@ -111,7 +111,8 @@ struct Options {
   // WebP 0-6, AVIF 0-9 (CPU spent for a smaller file); ignored for jpeg and
   // png. Default: kDefaultEffort (webp 4, avif 2)
   int effort = kDefaultEffort;
-  // WebP and AVIF: lossless; ignored for jpeg and png. Default: false
+  // WebP: lossless; AVIF: lossless coding of 4:4:4 YCbCr (pixels within one
+  // level); ignored for jpeg and png. Default: false
   bool lossless = false;
 
   // Resize worker processes (threads in the threaded build). 0 is kept as

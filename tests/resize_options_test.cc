@@ -332,6 +332,21 @@ TEST_CASE("--lossless webp gives back the exact pixels") {
   CHECK((lossy - image).abs().max() > 0);
 }
 
+TEST_CASE("--lossless avif is lossless coding of 4:4:4 YCbCr: within a level of the pixels") {
+  start_vips();
+  const VImage image = noisy_photo(120, 90);
+  ResizeSettings settings = settings_with({{120, 0}}, Format::kAvif);
+  settings.lossless = true;
+  const VImage out = decode(make_one(encode_as(image, ".png"), settings).bytes);
+  REQUIRE(out.width() == 120);
+  const double lossless_error = (out - image).abs().max();
+  MESSAGE("avif lossless max error " << lossless_error);
+  settings.lossless = false;
+  const VImage lossy = decode(make_one(encode_as(image, ".png"), settings).bytes);
+  CHECK(lossless_error < (lossy - image).abs().max());
+  CHECK(lossless_error <= 1);
+}
+
 TEST_CASE("--effort changes the webp and avif encodings") {
   start_vips();
   const Bytes source = encode_as(noisy_photo(400, 300), ".jpg");

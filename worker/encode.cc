@@ -81,6 +81,8 @@ VipsBlob* save(const VImage& image, const ResizeSettings& settings) {
               ->set("bitdepth", 8)
               ->set("effort", effort_or(settings.effort, 2))
               ->set("lossless", settings.lossless)
+              ->set("subsample_mode", static_cast<int>(settings.lossless ? VIPS_FOREIGN_SUBSAMPLE_OFF
+                                                                         : VIPS_FOREIGN_SUBSAMPLE_AUTO))
               ->set("strip", strip));
   }
   throw VError("unknown output format");
