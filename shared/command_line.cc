@@ -99,8 +99,8 @@ void add_output_options(CLI::App& app, Options& o) {
            // Refused where it is typed; finalize_options checks again.
            if (o.sizes.size() > kMaxSizes) throw CLI::ValidationError(too_many_sizes(o.sizes.size()).message());
          },
-         "Thumbnail sizes, comma-separated: a width (keeps the aspect ratio) or WIDTHxHEIGHT "
-         "(fits inside the box); may be repeated (default 32,64,200)")
+         "Thumbnail sizes, comma-separated: a width (keeps the aspect ratio, the height at most 4 "
+         "times the width) or WIDTHxHEIGHT (fitted as --fit says); may be repeated (default 32,64,200)")
       ->type_name("LIST")
       ->delimiter(',')
       ->expected(1)
@@ -126,6 +126,59 @@ void add_output_options(CLI::App& app, Options& o) {
   app.add_flag("--force", o.force, "Redo sources whose thumbnails already exist (default: skip them)")
       ->group(group);
   app.add_flag("--fsync", o.fsync, "fsync each thumbnail and its directory before renaming it into place")
+      ->group(group);
+}
+
+/// --fit, --crop, --upscale, --keep, --no-rotate, --profile and the encoder
+/// knobs (shared/image_options.h), in sharp's vocabulary.
+void add_image_options(CLI::App& app, Options& o) {
+  const std::string group = "Image";
+  app.add_option_function<std::string>(
+         "--fit", [&o](const std::string& v) { o.fit = *parse_fit(v); },
+         "How a WIDTHxHEIGHT size is filled: inside (fit in the box, the default), cover (fill it, "
+         "crop the overflow), fill (stretch to it), outside (cover it, no crop); width-only sizes "
+         "ignore it")
+      ->type_name("MODE")
+      ->transform(checked_by(parse_fit))
+      ->group(group);
+  app.add_option_function<std::string>(
+         "--crop", [&o](const std::string& v) { o.crop = *parse_crop(v); },
+         "What --fit cover keeps: centre (the default), attention (the most interesting region) or "
+         "entropy (the busiest)")
+      ->type_name("MODE")
+      ->transform(checked_by(parse_crop))
+      ->group(group);
+  app.add_flag("--upscale", o.upscale,
+               "Enlarge sources smaller than the size (default: never; the file name says the size "
+               "asked, the report the size made)")
+      ->group(group);
+  app.add_option_function<std::string>(
+         "--keep", [&o](const std::string& v) { o.keep = *parse_keep(v); },
+         "Metadata copied into thumbnails, comma-separated: exif, icc, xmp or all (default: none, "
+         "thumbnails are stripped)")
+      ->type_name("LIST")
+      ->transform(checked_by(parse_keep))
+      ->group(group);
+  app.add_flag("--no-rotate", o.no_rotate,
+               "Do not apply the EXIF orientation (default: thumbnails are turned upright)")
+      ->group(group);
+  app.add_option_function<std::string>(
+         "--profile", [&o](const std::string& v) { o.profile = *parse_profile(v); },
+         "Output colour: srgb (the default), keep (the source's colour space) or p3 (Display P3); "
+         "keep and p3 embed the profile")
+      ->type_name("SPACE")
+      ->transform(checked_by(parse_profile))
+      ->group(group);
+  app.add_flag("--progressive", o.progressive, "JPEG: progressive (interlaced) scans")->group(group);
+  app.add_flag("--optimize-coding", o.optimize_coding, "JPEG: optimised Huffman tables (smaller, slower)")
+      ->group(group);
+  app.add_option("--effort", o.effort,
+                 "CPU spent for a smaller file: webp 0-6 (default 4), avif 0-9 (default 2); jpeg "
+                 "and png ignore it")
+      ->type_name("N")
+      ->transform(checked_by([](std::string_view t) { return parse_int_in(t, kEffort); }))
+      ->group(group);
+  app.add_flag("--lossless", o.lossless, "WebP: lossless; AVIF: lossless 4:4:4 YCbCr, within one level (jpeg ignores it; png always is)")
       ->group(group);
 }
 
@@ -315,6 +368,7 @@ void build_app(CLI::App& app, Options& o) {
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   add_input_options(app, o);
   add_output_options(app, o);
+  add_image_options(app, o);
   add_limit_options(app, o);
   add_download_options(app, o);
   add_processing_options(app, o);

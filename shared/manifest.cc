@@ -36,7 +36,9 @@ bool is_header_safe(std::string_view value) {
 
 std::string options_fingerprint(const Options& options) {
   // "v1": bump when the resizer's output for the same options changes.
-  std::string text = "v1;sizes=";
+  // v2 (issue 9): width-only sizes bound the height at 4x the width, and
+  // WebP files lost the EXIF block libvips 8.14.1 wrote despite strip.
+  std::string text = "v2;sizes=";
   for (std::size_t i = 0; i < options.sizes.size(); ++i) text += (i ? "," : "") + options.sizes[i].label();
   // Several formats joined with ',': one format reads as before.
   text += ";format=";
@@ -45,6 +47,22 @@ std::string options_fingerprint(const Options& options) {
     text += format_name(options.formats[i]);
   }
   text += ";quality=" + std::to_string(options.quality);
+  // The image options (shared/image_options.h) only when not the default, so
+  // a manifest written with every default stays valid.
+  const Options defaults;
+  auto add = [&text](bool differs, std::string_view name, const std::string& value) {
+    if (differs) text.append(";").append(name).append("=").append(value);
+  };
+  add(options.fit != defaults.fit, "fit", std::string(fit_name(options.fit)));
+  add(options.crop != defaults.crop, "crop", std::string(crop_name(options.crop)));
+  add(options.upscale, "upscale", "1");
+  add(options.keep != defaults.keep, "keep", keep_name(options.keep));
+  add(options.no_rotate, "no-rotate", "1");
+  add(options.profile != defaults.profile, "profile", std::string(profile_name(options.profile)));
+  add(options.progressive, "progressive", "1");
+  add(options.optimize_coding, "optimize-coding", "1");
+  add(options.effort != defaults.effort, "effort", std::to_string(options.effort));
+  add(options.lossless, "lossless", "1");
   return text;
 }
 

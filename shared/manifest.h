@@ -57,8 +57,9 @@ struct ManifestRecord {
   bool operator==(const ManifestRecord&) const = default;
 };
 
-/// What in Options decides the bytes of the outputs: sizes, format and
-/// quality, e.g. "v1;sizes=32,64,200;format=jpeg;quality=85". Equal
+/// What in Options decides the bytes of the outputs: sizes, format,
+/// quality and the image options that are not at their default, e.g.
+/// "v2;sizes=32,64,200;format=jpeg;quality=85;fit=cover". Equal
 /// fingerprints: the same files would be made from the same source.
 std::string options_fingerprint(const Options& options);
 

@@ -49,6 +49,10 @@ inline constexpr IntLimit kUploadQueueMb{"--upload-queue-mb", &Options::upload_q
 inline constexpr IntLimit kUploadAttempts{"--upload-attempts", &Options::upload_attempts, 1, 100};
 inline constexpr IntLimit kMaxDecodeMb{"--max-decode-mb", &Options::max_decode_mb, 16, 1 << 20};
 
+// Not in kIntLimits: its default, kDefaultEffort, is outside the range a user
+// may type, and the range depends on the format (check_effort, options.cc).
+inline constexpr IntLimit kEffort{"--effort", &Options::effort, 0, kMaxAvifEffort};
+
 inline constexpr IntLimit kIntLimits[] = {
     kQuality,      kWorkers,       kDownloads,     kQueueMb,       kConnectTimeout,
     kTransferTimeout, kStallTimeout, kMaxRedirects, kFetchAttempts, kJobTimeout,

@@ -72,10 +72,33 @@ Status check_outputs(Options& options) {
   return name.ok() ? Status::Ok() : name.status();
 }
 
+/// --effort is -1 (the format's default) or within the range of a format
+/// that reads it: webp 0-6, avif 0-9 (jpeg and png ignore it).
+Status check_effort(int effort, Format format) {
+  const int max = format == Format::kWebp ? kMaxWebpEffort : kMaxAvifEffort;
+  if (effort == kDefaultEffort || (effort >= 0 && effort <= max)) return Status::Ok();
+  return invalid_option("--effort: " + std::to_string(effort) + " is out of range for " +
+                        std::string(format_name(format)) + " (0-" + std::to_string(max) + ")");
+}
+
+Status check_image_options(const Options& options) {
+  // A hand-built or cast enum may be none of the values.
+  if (fit_name(options.fit) == "unknown") return invalid_option("--fit: not a known fit");
+  if (crop_name(options.crop) == "unknown") return invalid_option("--crop: not a known crop");
+  if (profile_name(options.profile) == "unknown") return invalid_option("--profile: not a known profile");
+  // Each format that reads it holds it to its own range.
+  for (Format format : options.formats) {
+    if (format != Format::kWebp && format != Format::kAvif) continue;
+    if (Status st = check_effort(options.effort, format); !st.ok()) return st;
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Status finalize_options(Options& options) {
   if (Status fields = check_fields(options); !fields.ok()) return fields;
+  if (Status image = check_image_options(options); !image.ok()) return image;
   if (Status sizes = check_sizes(options.sizes); !sizes.ok()) return sizes;
   return check_outputs(options);
 }

@@ -17,6 +17,7 @@
 
 #include "shared/aws_config.h"
 #include "shared/image_extensions.h"
+#include "shared/image_options.h"
 #include "shared/status.h"
 
 namespace thumbmill {
@@ -107,6 +108,31 @@ struct Options {
   // Encoder quality, 1-100 (jpeg, webp, avif); ignored for png.
   // Default: 85
   int quality = 85;
+
+  // Image options (shared/image_options.h). All of them change the bytes
+  // made, so each is in options_fingerprint (shared/manifest.cc).
+  // How a WIDTHxHEIGHT size is filled; width-only sizes ignore it.
+  // Default: inside
+  Fit fit = Fit::kInside;
+  // The part --fit cover keeps. Default: centre
+  Crop crop = Crop::kCentre;
+  // Enlarge a source smaller than the size asked. Default: false
+  bool upscale = false;
+  // Metadata copied into thumbnails. Default: none (stripped)
+  MetadataKeep keep;
+  // Leave the EXIF orientation unapplied. Default: false (applied)
+  bool no_rotate = false;
+  // Output colour space. Default: srgb
+  Profile profile = Profile::kSrgb;
+  // JPEG: progressive scans; optimised Huffman tables. Default: false, false
+  bool progressive = false;
+  bool optimize_coding = false;
+  // WebP 0-6, AVIF 0-9 (CPU spent for a smaller file); ignored for jpeg and
+  // png. Default: kDefaultEffort (webp 4, avif 2)
+  int effort = kDefaultEffort;
+  // WebP: lossless; AVIF: lossless coding of 4:4:4 YCbCr (pixels within one
+  // level); ignored for jpeg and png. Default: false
+  bool lossless = false;
 
   // Resize worker processes (threads in the threaded build). 0 is kept as
   // given: the threaded build reads it as "resize sequentially".

@@ -26,6 +26,20 @@ void from_json(const nlohmann::json& j, Format& format) {
   format = *parsed;
 }
 
+// The image options travel by name, as typed on the command line.
+#define THUMBMILL_NAMED_JSON(Type, parse, name)                                          \
+  void to_json(nlohmann::json& j, const Type& value) { j = name(value); }              \
+  void from_json(const nlohmann::json& j, Type& value) {                               \
+    Result<Type> parsed = parse(j.get<std::string>());                                 \
+    if (!parsed.ok()) throw std::invalid_argument(#Type ": " + parsed.status().message()); \
+    value = *parsed;                                                                   \
+  }
+THUMBMILL_NAMED_JSON(Fit, parse_fit, fit_name)
+THUMBMILL_NAMED_JSON(Crop, parse_crop, crop_name)
+THUMBMILL_NAMED_JSON(Profile, parse_profile, profile_name)
+THUMBMILL_NAMED_JSON(MetadataKeep, parse_keep, keep_name)
+#undef THUMBMILL_NAMED_JSON
+
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(S3Flags, endpoint, region, path_style)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(S3Settings, endpoint, region, path_style, access_key_id, secret_access_key,
                                    session_token)
@@ -38,7 +52,9 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Options, inputs, extensions, out_dir, sizes, 
                                    transfer_timeout_s, stall_timeout_s, max_redirects,
                                    fetch_attempts, job_timeout_s, force, fsync, progress, quiet, verbose,
                                    deny_private, no_local, out_s3, uploads, upload_queue_mb,
-                                   upload_attempts, cache_control, s3_flags, s3)
+                                   upload_attempts, cache_control, s3_flags, s3, fit, crop, upscale,
+                                   keep, no_rotate, profile, progressive, optimize_coding, effort,
+                                   lossless)
 
 std::string options_to_json(const Options& options) { return nlohmann::json(options).dump(); }
 

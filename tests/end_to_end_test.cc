@@ -335,6 +335,52 @@ TEST_CASE("--name and --format errors are usage errors, exit 2, naming the flag"
   CHECK_FALSE(fs::exists(run.out));
 }
 
+TEST_CASE("--fit, --upscale and the encoder flags: the name says the size asked, the report the size made") {
+  Photos& p = photos();
+  const fs::path drawing = p.dir.path() / "drawing0000.png";  // 900x700
+  SUBCASE("cover, enlarged, progressive, metadata kept") {
+    Run run;
+    run.Go(drawing.string() + "\n", {"--sizes", "100x100,1800x200", "--fit", "cover", "--crop", "attention",
+                                      "--upscale", "--progressive", "--optimize-coding", "--keep", "exif"});
+    CHECK(run.result.exit_code == 0);
+    const auto entries = read_report(run.report);
+    REQUIRE(entries.size() == 1);
+    const json& outputs = entries[0]["outputs"];
+    REQUIRE(outputs.size() == 2);
+    CHECK(outputs[0]["path"].get<std::string>().ends_with("_100x100.jpg"));
+    CHECK(outputs[0]["width"] == 100);
+    CHECK(outputs[0]["height"] == 100);
+    CHECK(outputs[1]["path"].get<std::string>().ends_with("_1800x200.jpg"));
+    CHECK(outputs[1]["width"] == 1800);
+    CHECK(outputs[1]["height"] == 200);
+    CHECK(image_size(outputs[1]["path"].get<std::string>()) == std::pair{1800, 200});
+    const std::string jpeg = read_file(outputs[0]["path"].get<std::string>());
+    CHECK(jpeg.find("\xFF\xC2") != std::string::npos);  // SOF2: progressive
+  }
+  SUBCASE("fill and a width-only size, not enlarged: the source's sides bound what is made") {
+    Run run;
+    run.Go(drawing.string() + "\n", {"--sizes", "1000x50,2000", "--fit", "fill", "--format", "webp",
+                                      "--effort", "6", "--lossless"});
+    CHECK(run.result.exit_code == 0);
+    const auto entries = read_report(run.report);
+    REQUIRE(entries.size() == 1);
+    const json& outputs = entries[0]["outputs"];
+    REQUIRE(outputs.size() == 2);
+    CHECK(outputs[0]["path"].get<std::string>().ends_with("_1000x50.webp"));
+    CHECK(outputs[0]["width"] == 900);
+    CHECK(outputs[0]["height"] == 50);
+    CHECK(outputs[1]["path"].get<std::string>().ends_with("_2000.webp"));
+    CHECK(outputs[1]["width"] == 900);
+    CHECK(outputs[1]["height"] == 700);
+  }
+  SUBCASE("an effort out of the format's range is a usage error") {
+    Run run;
+    run.Go(drawing.string() + "\n", {"--format", "webp", "--effort", "7"});
+    CHECK(run.result.exit_code == 2);
+    CHECK(run.result.err.find("--effort") != std::string::npos);
+  }
+}
+
 TEST_CASE("untrusted formats are allowed only when asked") {
   Photos& p = photos();
   Server server(p.dir.path());

@@ -2,6 +2,7 @@
 // (shared/manifest.h), stem claims in an output directory
 // (shared/stem_claims.h) and the allocator that consults them
 // (shared/output_names.h), the OutputPlan, and slot views that are copies.
+#include <algorithm>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -184,6 +185,28 @@ TEST_CASE("the options fingerprint changes with sizes, format and quality only")
   other = o;
   other.quality = 84;
   CHECK(options_fingerprint(other) != base);
+}
+
+TEST_CASE("the options fingerprint changes with every image option, and not at their defaults") {
+  const Options o;
+  const std::string base = options_fingerprint(o);
+  CHECK(base.find("fit") == std::string::npos);
+  void (*const changes[])(Options&) = {
+      [](Options& x) { x.fit = Fit::kCover; },         [](Options& x) { x.crop = Crop::kEntropy; },
+      [](Options& x) { x.upscale = true; },            [](Options& x) { x.keep.icc = true; },
+      [](Options& x) { x.no_rotate = true; },          [](Options& x) { x.profile = Profile::kP3; },
+      [](Options& x) { x.progressive = true; },        [](Options& x) { x.optimize_coding = true; },
+      [](Options& x) { x.effort = 0; },                [](Options& x) { x.lossless = true; },
+  };
+  std::vector<std::string> seen = {base};
+  for (auto change : changes) {
+    Options other = o;
+    change(other);
+    const std::string fingerprint = options_fingerprint(other);
+    CAPTURE(fingerprint);
+    CHECK(std::find(seen.begin(), seen.end(), fingerprint) == seen.end());
+    seen.push_back(fingerprint);
+  }
 }
 
 TEST_CASE("a local file's validator is its size and modification time") {

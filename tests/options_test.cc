@@ -107,6 +107,16 @@ Options unusual_options() {
   o.s3.access_key_id = "AKID";
   o.s3.secret_access_key = "SECRET";
   o.s3.session_token = "TOKEN";
+  o.fit = Fit::kCover;
+  o.crop = Crop::kAttention;
+  o.upscale = true;
+  o.keep = {true, false, true};
+  o.no_rotate = true;
+  o.profile = Profile::kP3;
+  o.progressive = true;
+  o.optimize_coding = true;
+  o.effort = 8;
+  o.lossless = true;
   return o;
 }
 
@@ -148,11 +158,21 @@ void check_same_fields(const Options& a, const Options& b) {
   CHECK(a.progress == b.progress);
   CHECK(a.quiet == b.quiet);
   CHECK(a.verbose == b.verbose);
+  CHECK(a.fit == b.fit);
+  CHECK(a.crop == b.crop);
+  CHECK(a.upscale == b.upscale);
+  CHECK(a.keep == b.keep);
+  CHECK(a.no_rotate == b.no_rotate);
+  CHECK(a.profile == b.profile);
+  CHECK(a.progressive == b.progressive);
+  CHECK(a.optimize_coding == b.optimize_coding);
+  CHECK(a.effort == b.effort);
+  CHECK(a.lossless == b.lossless);
 }
 
 // Options has this many fields; check_same_fields and the JSON must cover
 // them all. Update all three together.
-constexpr std::size_t kOptionFields = 35;
+constexpr std::size_t kOptionFields = 45;
 
 }  // namespace
 
@@ -320,7 +340,9 @@ TEST_CASE("every flag reaches its field") {
                         "--quiet", "--verbose", "--deny-private", "--no-local", "--uploads", "3",
                         "--upload-queue-mb", "9",
                         "--upload-attempts", "2", "--cache-control", "max-age=60", "--s3-endpoint",
-                        "http://127.0.0.1:1", "--s3-region", "eu-west-3", "--s3-path-style", "--ext", "png,.JXL", "urls.txt"});
+                        "http://127.0.0.1:1", "--s3-region", "eu-west-3", "--s3-path-style", "--fit", "cover",
+                        "--crop", "attention", "--upscale", "--keep", "exif,xmp", "--no-rotate", "--profile",
+                        "p3", "--progressive", "--optimize-coding", "--effort", "8", "--lossless", "--ext", "png,.JXL", "urls.txt"});
   // --out names a directory or a bucket (tested below), and `s3` is what
   // the coordinator resolves from flags, environment and profiles.
   const Options want = unusual_options();
@@ -471,6 +493,31 @@ TEST_CASE("--version prints the version and asks for exit 0") {
   CHECK(result.out == "thumbmill 0.1.0\n");
 }
 
+TEST_CASE("the image options: values, sharp's spellings, and bad values named") {
+  Options o = parse_ok({"--fit", "OUTSIDE", "--crop", "center", "--keep", "all", "--profile", "keep", "l"});
+  CHECK(o.fit == Fit::kOutside);
+  CHECK(o.crop == Crop::kCentre);
+  CHECK(o.keep == MetadataKeep{true, true, true});
+  CHECK(o.profile == Profile::kKeep);
+  CHECK(parse_ok({"--keep", "icc", "l"}).keep == MetadataKeep{false, true, false});
+  CHECK(parse_error({"--fit", "contain", "l"}) == "--fit: 'contain' is not one of inside, cover, fill, outside");
+  CHECK(parse_error({"--crop", "left", "l"}) == "--crop: 'left' is not one of centre, attention, entropy");
+  CHECK(parse_error({"--keep", "exif,gps", "l"}) == "--keep: 'gps' is not one of exif, icc, xmp, all, none");
+  CHECK(parse_error({"--profile", "adobe", "l"}) == "--profile: 'adobe' is not one of srgb, keep, p3");
+  CHECK(parse_error({"--effort", "10", "l"}) == "--effort: '10' is not an integer in 0-9");
+}
+
+TEST_CASE("--effort is checked against the format: webp 0-6, avif 0-9, ignored by jpeg") {
+  CHECK(parse_ok({"--format", "avif", "--effort", "9", "l"}).effort == 9);
+  CHECK(parse_ok({"--format", "webp", "--effort", "6", "l"}).effort == 6);
+  CHECK(parse_ok({"--effort", "0", "l"}).effort == 0);
+  Run webp = run({"--format", "webp", "--effort", "7", "l"});
+  REQUIRE(webp.parsed.error.empty());
+  Status status = finalize_options(webp.parsed.options);
+  CHECK(status.message() == "--effort: 7 is out of range for webp (0-6)");
+  CHECK(Options().effort == kDefaultEffort);
+}
+
 // ---------------------------------------------------------------------------
 // finalize_options.
 
@@ -506,6 +553,11 @@ TEST_CASE("finalize_options checks hand-built values against the command-line ra
       {[](Options& o) { o.formats = {static_cast<Format>(99)}; }, "--format"},
       {[](Options& o) { o.formats = {}; }, "--format"},
       {[](Options& o) { o.name_template = "{stem}.{ext}"; }, "--name"},
+      {[](Options& o) { o.fit = static_cast<Fit>(99); }, "--fit"},
+      {[](Options& o) { o.crop = static_cast<Crop>(99); }, "--crop"},
+      {[](Options& o) { o.profile = static_cast<Profile>(99); }, "--profile"},
+      {[](Options& o) { o.effort = -2; }, "--effort"},
+      {[](Options& o) { o.effort = 10; }, "--effort"},
   };
   for (const Case& c : cases) {
     CAPTURE(c.flag);

@@ -22,6 +22,8 @@
 
 #include "shared/wire.h"
 #include "worker/decode_estimate.h"
+#include "worker/encode.h"
+#include "worker/geometry.h"
 
 #include <fcntl.h>
 #include <malloc.h>
@@ -57,11 +59,6 @@ using vips::VSource;
 // it passes as a visibly damaged thumbnail.
 constexpr VipsFailOn kFailOn = VIPS_FAIL_ON_ERROR;
 constexpr const char* kLoaderOptions = "fail_on=error";
-
-struct Dims {
-  int width = 0;
-  int height = 0;
-};
 
 /// What the header says, as far as decoding needs it.
 struct SourceInfo {
@@ -266,7 +263,7 @@ Status check_loader(const VSource& source, std::string_view origin, bool allow_u
 
 /// Opens the header only (sequential access decodes no pixels). Fails with
 /// kTooManyPixels when the declared size is over `max_pixels`.
-Result<SourceInfo> check_header(const VSource& source, std::uint64_t max_pixels) {
+Result<SourceInfo> check_header(const VSource& source, std::uint64_t max_pixels, bool no_rotate) {
   auto header = vips_step(Code::kCorruptImage, "corrupt image", [&] {
     return VImage::new_from_source(
         source, kLoaderOptions,
@@ -284,8 +281,8 @@ Result<SourceInfo> check_header(const VSource& source, std::uint64_t max_pixels)
     return Status(Code::kTooManyPixels, message);
   }
   SourceInfo info;
-  // EXIF orientations 5-8 swap the sides.
-  info.upright = vips_image_get_orientation_swap(header->get_image())
+  // EXIF orientations 5-8 swap the sides (unless --no-rotate).
+  info.upright = !no_rotate && vips_image_get_orientation_swap(header->get_image())
                      ? Dims{stored.height, stored.width}
                      : stored;
   const bool cmyk = header->interpretation() == VIPS_INTERPRETATION_CMYK;
@@ -299,119 +296,112 @@ Result<SourceInfo> check_header(const VSource& source, std::uint64_t max_pixels)
 // ---------------------------------------------------------------------------
 // Sizes and decoding
 
-/// The factor `spec` scales an upright `source` by: fit the width (and the
-/// height for a box), never above 1 since nothing is upscaled.
-double scale_for(Dims source, SizeSpec spec) {
-  double scale = static_cast<double>(spec.width) / source.width;
-  if (spec.height > 0) scale = std::min(scale, static_cast<double>(spec.height) / source.height);
-  return std::min(scale, 1.0);
-}
-
-/// Index of the size that comes out largest; every other size fits inside
-/// it, since all of them keep the source's aspect ratio.
-std::size_t largest_size(Dims source, const std::vector<SizeSpec>& sizes) {
+/// Index of the size whose decode scales the source most; every other size
+/// can be derived from that decode (worker/geometry.h).
+std::size_t largest_size(Dims source, const ResizeSettings& settings) {
+  const auto& sizes = settings.sizes;
   std::size_t best = 0;
   for (std::size_t i = 1; i < sizes.size(); ++i) {
-    if (scale_for(source, sizes[i]) > scale_for(source, sizes[best])) best = i;
+    if (decode_scale(source, sizes[i], settings.geometry) >
+        decode_scale(source, sizes[best], settings.geometry)) {
+      best = i;
+    }
   }
   return best;
 }
 
 /// Fails with kTooMuchMemory when decoding to `spec` is estimated to need
-/// more than `max_bytes`; decided from the header, before a pixel is decoded.
-Status check_decode_memory(const SourceInfo& info, SizeSpec spec, std::uint64_t max_bytes) {
-  const double scale = scale_for(info.upright, spec);
-  const int out_width = static_cast<int>(info.upright.width * scale) + 1;
-  const int out_height = static_cast<int>(info.upright.height * scale) + 1;
-  return check_decode_plan(info.plan, scale, info.cmyk_with_profile, out_width, out_height, max_bytes);
+/// more than max_decode_bytes, and with kTooManyPixels when --upscale would
+/// make more than max_pixels; decided from the header, before a pixel is
+/// decoded.
+Status check_decode_memory(const SourceInfo& info, SizeSpec spec, const ResizeSettings& settings) {
+  const double scale = decode_scale(info.upright, spec, settings.geometry);
+  const Dims out = scaled(info.upright, scale);
+  const std::uint64_t pixels = static_cast<std::uint64_t>(out.width) * static_cast<std::uint64_t>(out.height);
+  if (pixels > settings.max_pixels) {
+    char message[160];
+    std::snprintf(message, sizeof message, "--upscale to %dx%d (%.1f MP) is over --max-pixels %.1f MP",
+                  out.width, out.height, pixels / 1e6, settings.max_pixels / 1e6);
+    return Status(Code::kTooManyPixels, message);
+  }
+  return check_decode_plan(info.plan, std::min(scale, 1.0), info.cmyk_with_profile, out.width + 1,
+                           out.height + 1, settings.max_decode_bytes);
 }
 
-/// The thumbnail options shared by the decode and the derived sizes:
-/// width-only sizes get an unbounded height, as `vipsthumbnail -s 200x`.
-vips::VOption* size_options(SizeSpec spec) {
-  return VImage::option()
-      ->set("height", spec.height > 0 ? spec.height : VIPS_MAX_COORD)
-      ->set("size", static_cast<int>(VIPS_SIZE_DOWN));
+VipsInteresting interesting_of(Crop crop) {
+  switch (crop) {
+    case Crop::kAttention: return VIPS_INTERESTING_ATTENTION;
+    case Crop::kEntropy: return VIPS_INTERESTING_ENTROPY;
+    case Crop::kCentre: break;
+  }
+  return VIPS_INTERESTING_CENTRE;
 }
 
-/// The one decode: shrink-on-load straight to `spec`, EXIF orientation
-/// applied, embedded profiles (and CMYK) converted to sRGB, then copied to
-/// memory. Decoding is lazy, so a truncated file fails here, at the copy.
-Result<VImage> decode(const VSource& source, const SourceInfo& info, SizeSpec spec) {
+VipsSize size_of(ThumbnailBox::Mode mode) {
+  switch (mode) {
+    case ThumbnailBox::Mode::kBoth: return VIPS_SIZE_BOTH;
+    case ThumbnailBox::Mode::kForce: return VIPS_SIZE_FORCE;
+    case ThumbnailBox::Mode::kDown: break;
+  }
+  return VIPS_SIZE_DOWN;
+}
+
+/// The thumbnail options for `box` (its width is thumbnail's argument).
+/// no_rotate is passed to both calls: with --no-rotate the decoded image
+/// keeps its orientation tag, which the derive would otherwise apply.
+vips::VOption* box_options(const ThumbnailBox& box, const ResizeSettings& settings) {
+  vips::VOption* options = VImage::option()
+                               ->set("height", box.height)
+                               ->set("size", static_cast<int>(size_of(box.mode)))
+                               ->set("no_rotate", settings.no_rotate);
+  if (box.crop) options->set("crop", static_cast<int>(interesting_of(settings.geometry.crop)));
+  return options;
+}
+
+/// The one decode: shrink-on-load straight to `box`, EXIF orientation
+/// applied (unless --no-rotate), colour converted as settings.profile says,
+/// then copied to memory. Decoding is lazy, so a truncated file fails here,
+/// at the copy.
+Result<VImage> decode(const VSource& source, const SourceInfo& info, const ThumbnailBox& box,
+                      const ResizeSettings& settings) {
   return vips_step(Code::kCorruptImage, "corrupt image", [&] {
-    vips::VOption* options = size_options(spec)
+    vips::VOption* options = box_options(box, settings)
                                  ->set("option_string", kLoaderOptions)
                                  ->set("fail_on", static_cast<int>(kFailOn))
                                  ->set("linear", info.cmyk_with_profile);
-    // export_profile: without it an embedded profile (Adobe RGB, ...) is
-    // ignored and the colours come out dull.
-    if (info.needs_colour_transform) options->set("export_profile", "srgb");
-    return VImage::thumbnail_source(source, spec.width, options).copy_memory();
+    switch (settings.profile) {
+      case Profile::kSrgb:
+        // export_profile: without it an embedded profile (Adobe RGB, ...)
+        // is ignored and the colours come out dull.
+        if (info.needs_colour_transform) options->set("export_profile", "srgb");
+        break;
+      case Profile::kKeep:
+        // No export_profile: the pixels and the embedded profile stay as
+        // they are (CMYK is still converted to sRGB: no output holds it).
+        break;
+      case Profile::kP3:
+        // libvips's built-in "p3" profile; an untagged source is sRGB.
+        options->set("import_profile", "srgb")->set("export_profile", "p3");
+        break;
+    }
+    return VImage::thumbnail_source(source, box.width, options).copy_memory();
   });
 }
 
-/// `spec` made from the decoded (in-memory, already upright) image.
-Result<VImage> derive(const VImage& decoded, SizeSpec spec) {
+/// `box` made from the decoded (in-memory, already upright) image.
+Result<VImage> derive(const VImage& decoded, const ThumbnailBox& box, const ResizeSettings& settings) {
   return vips_step(Code::kInternal, "resize failed", [&] {
-    return decoded.thumbnail_image(spec.width, size_options(spec)).copy_memory();
+    return decoded.thumbnail_image(box.width, box_options(box, settings)).copy_memory();
   });
 }
 
 // ---------------------------------------------------------------------------
 // Encoding
 
-/// 8-bit sRGB with at most one alpha band: what every encoder here expects.
-/// JPEG has no alpha, so it is flattened onto white there.
-VImage prepare_for(Format format, VImage image) {
-  if (image.interpretation() != VIPS_INTERPRETATION_sRGB || image.format() != VIPS_FORMAT_UCHAR) {
-    image = image.colourspace(VIPS_INTERPRETATION_sRGB);
-  }
-  if (image.format() != VIPS_FORMAT_UCHAR) image = image.cast(VIPS_FORMAT_UCHAR);
-  if (image.bands() > 4) image = image.extract_band(0, VImage::option()->set("n", 4));
-  if (format == Format::kJpeg && image.has_alpha()) {
-    image = image.flatten(VImage::option()->set("background", std::vector<double>{255, 255, 255}));
-  }
-  return image;
-}
-
-/// Runs the saver for `format`. Every option is fixed, so the same pixels
-/// give the same bytes (no timestamps, no metadata: strip).
-VipsBlob* save(Format format, const VImage& image, int quality) {
-  switch (format) {
-    case Format::kJpeg:
-      return image.jpegsave_buffer(VImage::option()->set("Q", quality)->set("strip", true));
-    case Format::kWebp:
-      return image.webpsave_buffer(VImage::option()->set("Q", quality)->set("strip", true));
-    case Format::kPng:
-      return image.pngsave_buffer(VImage::option()->set("compression", 6)->set("strip", true));
-    case Format::kAvif:
-      // effort 2 of 0-9: at 200x150 the default 4 took 7x as long (170 ms
-      // against 25) for a file within 3% of the size.
-      return image.heifsave_buffer(
-          VImage::option()
-              ->set("Q", quality)
-              ->set("compression", static_cast<int>(VIPS_FOREIGN_HEIF_COMPRESSION_AV1))
-              ->set("bitdepth", 8)
-              ->set("effort", 2)
-              ->set("strip", true));
-  }
-  throw VError("unknown output format");
-}
-
-std::vector<std::byte> take_blob(VipsBlob* blob) {
-  std::unique_ptr<VipsBlob, void (*)(VipsBlob*)> owned(
-      blob, [](VipsBlob* b) { vips_area_unref(VIPS_AREA(b)); });
-  std::size_t length = 0;
-  const auto* data = static_cast<const std::byte*>(vips_blob_get(blob, &length));
-  return std::vector<std::byte>(data, data + length);
-}
-
 Result<EncodedThumbnail> encode(const VImage& image, SizeSpec spec, Format format, const ResizeSettings& settings) {
   const std::string context = "encode " + std::string(format_name(format)) + " failed";
   return vips_step(Code::kEncodeFailed, context, [&] {
-    return EncodedThumbnail{spec, format, image.width(), image.height(),
-                            take_blob(save(format, prepare_for(format, image),
-                                           settings.quality))};
+    return EncodedThumbnail{spec, format, image.width(), image.height(), encode_image(image, format, settings)};
   });
 }
 
@@ -436,6 +426,14 @@ ResizeSettings ResizeSettings::From(const Options& options) {
   settings.max_pixels = options.max_pixels;
   settings.max_decode_bytes = static_cast<std::uint64_t>(options.max_decode_mb) << 20;
   settings.allow_untrusted_formats = options.allow_untrusted_formats;
+  settings.geometry = Geometry{options.fit, options.crop, options.upscale};
+  settings.no_rotate = options.no_rotate;
+  settings.profile = options.profile;
+  settings.keep = options.keep;
+  settings.progressive = options.progressive;
+  settings.optimize_coding = options.optimize_coding;
+  settings.effort = options.effort;
+  settings.lossless = options.lossless;
   return settings;
 }
 
@@ -482,22 +480,23 @@ Result<std::vector<EncodedThumbnail>> make_thumbnails(const ImageSource& source,
   if (Status loader = check_loader(*opened, origin, settings.allow_untrusted_formats); !loader.ok()) {
     return loader;
   }
-  Result<SourceInfo> info = check_header(*opened, settings.max_pixels);
+  Result<SourceInfo> info = check_header(*opened, settings.max_pixels, settings.no_rotate);
   if (!info.ok()) return info.status();
 
-  const std::size_t largest = largest_size(info->upright, settings.sizes);
-  if (Status memory = check_decode_memory(*info, settings.sizes[largest], settings.max_decode_bytes);
-      !memory.ok()) {
+  const std::size_t largest = largest_size(info->upright, settings);
+  if (Status memory = check_decode_memory(*info, settings.sizes[largest], settings); !memory.ok()) {
     return memory;
   }
-  Result<VImage> decoded = decode(*opened, *info, settings.sizes[largest]);
+  const ThumbnailBox decoded_as = decode_box(info->upright, settings.sizes[largest], settings.geometry);
+  Result<VImage> decoded = decode(*opened, *info, decoded_as, settings);
   if (!decoded.ok()) return decoded.status();
 
   std::vector<EncodedThumbnail> out;
   out.reserve(settings.sizes.size() * settings.formats.size());
-  for (std::size_t i = 0; i < settings.sizes.size(); ++i) {
-    const SizeSpec spec = settings.sizes[i];
-    Result<VImage> resized = i == largest ? Result<VImage>(*decoded) : derive(*decoded, spec);
+  for (const SizeSpec spec : settings.sizes) {
+    // Every size is derived from the decode, except one the decode already is.
+    const ThumbnailBox box = final_box(info->upright, spec, settings.geometry);
+    Result<VImage> resized = box == decoded_as ? Result<VImage>(*decoded) : derive(*decoded, box, settings);
     if (!resized.ok()) return resized.status();
     for (Format format : settings.formats) {
       Result<EncodedThumbnail> encoded = encode(*resized, spec, format, settings);

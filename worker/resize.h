@@ -15,6 +15,7 @@
 
 #include "shared/options.h"
 #include "shared/status.h"
+#include "worker/geometry.h"
 
 namespace thumbmill {
 
@@ -28,6 +29,16 @@ struct ResizeSettings {
   // Refuse a decode estimated (worker/decode_estimate.h) above this.
   std::uint64_t max_decode_bytes = std::uint64_t{512} << 20;
   bool allow_untrusted_formats = false;
+  // --fit, --crop, --upscale (worker/geometry.h).
+  Geometry geometry;
+  bool no_rotate = false;
+  Profile profile = Profile::kSrgb;
+  MetadataKeep keep;
+  // Encoder knobs (worker/encode.h).
+  bool progressive = false;
+  bool optimize_coding = false;
+  int effort = kDefaultEffort;
+  bool lossless = false;
 
   static ResizeSettings From(const Options& options);
 };
@@ -54,18 +65,21 @@ struct ImageSource {
 /// kInternal with libvips's message if libvips cannot start.
 [[nodiscard]] Status init_vips(const char* argv0, bool allow_untrusted_formats);
 
-/// Makes every size in `settings.sizes`, in that order, each in every
-/// format of `settings.formats`, in that order (sizes-major, as
-/// OutputPlan numbers outputs): a size is resized once and encoded once per
-/// format. Never upscales: a
-/// source smaller than a size comes out at its own size. Output is 8-bit
-/// sRGB (JPEG: alpha flattened onto white), stripped of metadata, and the
-/// same input always gives the same bytes.
+/// Makes every size in `settings.sizes`, in that order, each fitted as
+/// settings.geometry says (worker/geometry.h), and each in every format of
+/// `settings.formats`, in that order (sizes-major, as OutputPlan numbers
+/// outputs): a size is resized once and encoded once per format. Without
+/// --upscale a source smaller than a size comes out at its own size. Output
+/// is 8-bit, sRGB unless settings.profile says otherwise (JPEG: alpha
+/// flattened onto white), upright unless settings.no_rotate, stripped of
+/// metadata but what settings.keep names, and the same input always gives
+/// the same bytes.
 /// Failures: kNotAnImage (empty, HTML, random bytes), kUntrustedFormat,
 /// kTooManyPixels, kTooMuchMemory (the header says decoding would need more
 /// than `settings.max_decode_bytes`; or, "out of memory: ...", an allocation
 /// failed: is_out_of_memory in worker/decode_estimate.h), kCorruptImage
 /// (truncated or damaged), kEncodeFailed;
+/// kTooManyPixels also when --upscale would make an image over max_pixels;
 /// kIoError when `source.path` cannot be opened; kInvalidArgument for an
 /// empty or invalid size list.
 /// REQUIRES: init_vips has run. Safe to call from several threads.
