@@ -21,7 +21,7 @@ template <std::size_t N>
 bool copy_text(char (&dst)[N], std::string_view text) {
   static_assert(N > 4);
   if (text.size() < N) {
-    std::memcpy(dst, text.data(), text.size());
+    if (!text.empty()) std::memcpy(dst, text.data(), text.size());  // data() may be null
     dst[text.size()] = '\0';
     return true;
   }
@@ -40,7 +40,8 @@ template <std::size_t N>
     dst[0] = '\0';
     return false;
   }
-  std::memcpy(dst, text.data(), text.size());
+  // An empty view may have a null data(): memcpy must not see it.
+  if (!text.empty()) std::memcpy(dst, text.data(), text.size());
   dst[text.size()] = '\0';
   return true;
 }
