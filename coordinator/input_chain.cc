@@ -42,6 +42,12 @@ class InputChain : public SourceFeed {
   // chain is not done there is a current feed.
   int wait_fd() const override { return current_ ? current_->wait_fd() : -1; }
   const Status& status() const override { return status_; }
+  /// The current input's unread sources when it can count them and it is the
+  /// last input; nullopt when the rest cannot be known cheaply.
+  std::optional<std::uint64_t> CountRest() override {
+    if (next_ < inputs_.size()) return std::nullopt;
+    return current_ ? current_->CountRest() : std::optional<std::uint64_t>(0);
+  }
 
  private:
   SourceLine Numbered(SourceLine line) {

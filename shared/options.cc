@@ -86,7 +86,9 @@ Status check_image_options(const Options& options) {
   if (fit_name(options.fit) == "unknown") return invalid_option("--fit: not a known fit");
   if (crop_name(options.crop) == "unknown") return invalid_option("--crop: not a known crop");
   if (profile_name(options.profile) == "unknown") return invalid_option("--profile: not a known profile");
-  // Each format that reads it holds it to its own range.
+  // Within the widest range whatever the formats (jpeg and png ignore it),
+  // and each format that reads it holds it to its own.
+  if (Status st = check_effort(options.effort, Format::kAvif); !st.ok()) return st;
   for (Format format : options.formats) {
     if (format != Format::kWebp && format != Format::kAvif) continue;
     if (Status st = check_effort(options.effort, format); !st.ok()) return st;
@@ -98,8 +100,8 @@ Status check_image_options(const Options& options) {
 
 Status finalize_options(Options& options) {
   if (Status fields = check_fields(options); !fields.ok()) return fields;
-  if (Status image = check_image_options(options); !image.ok()) return image;
   if (Status sizes = check_sizes(options.sizes); !sizes.ok()) return sizes;
+  if (Status image = check_image_options(options); !image.ok()) return image;
   return check_outputs(options);
 }
 
