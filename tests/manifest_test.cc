@@ -293,13 +293,13 @@ TEST_CASE("stems owned in an output directory are never handed to another source
 TEST_CASE("the output plan names finals and temps by one rule") {
   const OutputPlan plan("/out", {{200, 0}, {90, 90}}, {Format::kWebp});
   CHECK(plan.count() == 2);
-  CHECK(plan.file_name({"cat", "http://h/cat.png"}, 0) == "cat_200.webp");
-  CHECK(plan.final_path({"cat", "http://h/cat.png"}, 1) == fs::path("/out/cat_90x90.webp"));
+  CHECK(plan.file_name({"cat", "http://127.0.0.1/cat.png"}, 0) == "cat_200.webp");
+  CHECK(plan.final_path({"cat", "http://127.0.0.1/cat.png"}, 1) == fs::path("/out/cat_90x90.webp"));
 }
 
 TEST_CASE("the output plan with several formats: sizes-major, a Content-Type each") {
   const OutputPlan plan("/out", {{200, 0}, {90, 90}}, {Format::kWebp, Format::kJpeg});
-  const SourceNames cat{"cat", "http://h/cat.png"};
+  const SourceNames cat{"cat", "http://127.0.0.1/cat.png"};
   CHECK(plan.count() == 4);
   CHECK(plan.file_name(cat, 0) == "cat_200.webp");
   CHECK(plan.file_name(cat, 1) == "cat_200.jpg");
