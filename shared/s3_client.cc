@@ -109,6 +109,15 @@ Result<long> finish(const Transfer& t, CURLcode code, const S3Settings& settings
 
 bool success(long status) { return status >= 200 && status < 300; }
 
+/// Runs the request prepared on `t.easy`: the answer's body when it is a
+/// 2xx, else why not, the message starting with `what`.
+Result<std::string> perform(Transfer& t, const S3Settings& settings, const std::string& what) {
+  auto status = finish(t, curl_easy_perform(t.easy), settings, what);
+  if (!status.ok()) return status.status();
+  if (!success(*status)) return Status(Code::kHttpStatus, what + ": " + s3_error_summary(*status, t.body));
+  return std::move(t.body);
+}
+
 /// "HTTP 403 SignatureDoesNotMatch: ..." -> "SignatureDoesNotMatch".
 std::string error_code_of(const std::string& summary) {
   const auto first = summary.find(' ', 5);  // after "HTTP "
@@ -174,10 +183,9 @@ Result<S3ListPage> S3Client::ListPage(std::string_view bucket, std::string_view 
   t.easy = static_cast<CURL*>(easy_);
   begin(t, timeout_s_, kMaxListingBytes);
   s3_prepare_list(t.easy, settings_, bucket, prefix, continuation_token, t.headers, max_keys);
-  auto status = finish(t, curl_easy_perform(t.easy), settings_, what);
-  if (!status.ok()) return status.status();
-  if (!success(*status)) return Status(Code::kHttpStatus, what + ": " + s3_error_summary(*status, t.body));
-  auto page = parse_list_objects_v2(t.body);
+  auto body = perform(t, settings_, what);
+  if (!body.ok()) return body.status();
+  auto page = parse_list_objects_v2(*body);
   if (!page.ok()) return Status(page.status().code(), what + ": " + page.status().message());
   return page;
 }
@@ -188,10 +196,7 @@ Result<std::string> S3Client::Get(const S3Location& object, std::uint64_t max_by
   t.easy = static_cast<CURL*>(easy_);
   begin(t, timeout_s_, max_bytes);
   s3_prepare_get(t.easy, settings_, object, t.headers);
-  auto status = finish(t, curl_easy_perform(t.easy), settings_, what);
-  if (!status.ok()) return status.status();
-  if (!success(*status)) return Status(Code::kHttpStatus, what + ": " + s3_error_summary(*status, t.body));
-  return std::move(t.body);
+  return perform(t, settings_, what);
 }
 
 std::vector<Result<std::string>> S3Client::GetMany(const std::vector<S3Location>& objects, std::uint64_t max_bytes,
@@ -256,10 +261,7 @@ Status S3Client::Put(const S3Location& object, std::string_view bytes, const S3P
   t.easy = static_cast<CURL*>(easy_);
   begin(t, timeout_s_, kMaxListingBytes, bytes);
   s3_prepare_put(t.easy, settings_, object, bytes.size(), sha256_hex(bytes), fields, t.headers);
-  auto status = finish(t, curl_easy_perform(t.easy), settings_, what);
-  if (!status.ok()) return status.status();
-  if (!success(*status)) return Status(Code::kHttpStatus, what + ": " + s3_error_summary(*status, t.body));
-  return Status::Ok();
+  return perform(t, settings_, what).status();
 }
 
 Status S3Client::Delete(const S3Location& object) {
@@ -268,10 +270,7 @@ Status S3Client::Delete(const S3Location& object) {
   t.easy = static_cast<CURL*>(easy_);
   begin(t, timeout_s_, kMaxListingBytes);
   s3_prepare_delete(t.easy, settings_, object, t.headers);
-  auto status = finish(t, curl_easy_perform(t.easy), settings_, what);
-  if (!status.ok()) return status.status();
-  if (!success(*status)) return Status(Code::kHttpStatus, what + ": " + s3_error_summary(*status, t.body));
-  return Status::Ok();
+  return perform(t, settings_, what).status();
 }
 
 Status S3Client::CreateBucket(std::string_view bucket) {
@@ -280,10 +279,7 @@ Status S3Client::CreateBucket(std::string_view bucket) {
   t.easy = static_cast<CURL*>(easy_);
   begin(t, timeout_s_, kMaxListingBytes);
   s3_prepare_create_bucket(t.easy, settings_, bucket, t.headers);
-  auto status = finish(t, curl_easy_perform(t.easy), settings_, what);
-  if (!status.ok()) return status.status();
-  if (!success(*status)) return Status(Code::kHttpStatus, what + ": " + s3_error_summary(*status, t.body));
-  return Status::Ok();
+  return perform(t, settings_, what).status();
 }
 
 }  // namespace thumbmill
