@@ -37,19 +37,9 @@ fs::path exe(const std::string& dir, const std::string& name) {
 fs::path coordinator() { return exe("coordinator", "coordinator"); }
 
 /// A few small photos, made once for every test here.
-struct Photos {
-  ScratchDir dir{"hang-photos"};
-  std::vector<std::string> names;
-  Photos() {
-    make_images(dir.path(), 24, {"--megapixels", "0.5"});
-    for (const auto& e : fs::directory_iterator(dir.path()))
-      if (e.path().filename().string()[0] != '.') names.push_back(e.path().filename().string());
-    std::sort(names.begin(), names.end());
-  }
-};
-
+using Photos = PhotoSet;
 Photos& photos() {
-  static Photos p;
+  static Photos p("hang-photos", 24, {"--megapixels", "0.5"});
   return p;
 }
 

@@ -18,8 +18,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path coordinator() { return build_dir() / "coordinator" / "coordinator"; }
-fs::path coordinator_threaded() { return build_dir() / "coordinator" / "coordinator-threaded"; }
+fs::path coordinator() { return coordinator_exe(); }
+fs::path coordinator_threaded() { return coordinator_threaded_exe(); }
 
 /// photos/a/..., photos/b/c/... (a JPEG and a PNG), extra/..., a text file
 /// and a link out of the tree.

@@ -3,6 +3,7 @@
 // the encoder knobs. Every input is made here with libvips itself. (Apart
 // from tests/resize_test.cc, which holds the resizer's own contract.)
 #include "worker/geometry.h"
+#include "tests/vips_images.h"
 #include "worker/resize.h"
 
 #include <algorithm>
@@ -19,45 +20,9 @@
 namespace thumbmill {
 namespace {
 
-using vips::VImage;
-using Bytes = std::vector<std::byte>;
+using namespace test_images;
 
 void start_vips() { REQUIRE(init_vips("resize_options_test", /*allow_untrusted_formats=*/false).ok()); }
-
-VImage as_srgb(const VImage& image) {
-  return image.cast(VIPS_FORMAT_UCHAR)
-      .copy(VImage::option()->set("interpretation", static_cast<int>(VIPS_INTERPRETATION_sRGB)));
-}
-
-/// Noise on a gradient: like a photo to the encoders.
-VImage noisy_photo(int width, int height) {
-  std::vector<VImage> bands;
-  for (int band = 0; band < 3; ++band) {
-    VImage noise = VImage::gaussnoise(width, height, VImage::option()->set("sigma", 30)->set("mean", 0));
-    VImage ramp = VImage::xyz(width, height)[band % 2] * (200.0 / std::max(width, height)) + 28;
-    bands.push_back(ramp + noise);
-  }
-  return as_srgb(VImage::bandjoin(bands));
-}
-
-Bytes encode_as(const VImage& image, const char* suffix, vips::VOption* options = nullptr) {
-  void* buffer = nullptr;
-  std::size_t length = 0;
-  image.write_to_buffer(suffix, &buffer, &length, options);
-  const auto* data = static_cast<const std::byte*>(buffer);
-  Bytes bytes(data, data + length);
-  g_free(buffer);
-  return bytes;
-}
-
-VImage decode(const Bytes& bytes) { return VImage::new_from_buffer(bytes.data(), bytes.size(), "").copy_memory(); }
-
-ResizeSettings settings_with(std::vector<SizeSpec> sizes, Format format = Format::kJpeg) {
-  ResizeSettings settings;
-  settings.sizes = std::move(sizes);
-  settings.formats = {format};
-  return settings;
-}
 
 /// The one thumbnail made for `settings` (which names one size).
 EncodedThumbnail make_one(const Bytes& bytes, const ResizeSettings& settings) {

@@ -1,5 +1,6 @@
 // Tests for worker/resize: every input is made here with libvips itself, in
 // memory (or in a temporary directory for the path source).
+#include "tests/vips_images.h"
 #include "worker/resize.h"
 #include "worker/decode_estimate.h"
 
@@ -23,39 +24,13 @@
 namespace thumbmill {
 namespace {
 
-using vips::VImage;
-using Bytes = std::vector<std::byte>;
+using namespace test_images;
 
 void start_vips() { REQUIRE(init_vips("resize_test", /*allow_untrusted_formats=*/false).ok()); }
 
 Bytes to_bytes(std::string_view text) {
   const auto* data = reinterpret_cast<const std::byte*>(text.data());
   return Bytes(data, data + text.size());
-}
-
-/// `image` saved with the saver for `suffix` (".jpg", ".png", ...).
-Bytes encode_as(const VImage& image, const char* suffix, vips::VOption* options = nullptr) {
-  void* buffer = nullptr;
-  std::size_t length = 0;
-  image.write_to_buffer(suffix, &buffer, &length, options);
-  const auto* data = static_cast<const std::byte*>(buffer);
-  Bytes bytes(data, data + length);
-  g_free(buffer);
-  return bytes;
-}
-
-/// A colour image that compresses like a photo would not: noise on a
-/// gradient, so truncation cuts real entropy-coded data.
-VImage noisy_photo(int width, int height) {
-  std::vector<VImage> bands;
-  for (int band = 0; band < 3; ++band) {
-    VImage noise = VImage::gaussnoise(width, height,
-                                      VImage::option()->set("sigma", 30)->set("mean", 0));
-    VImage ramp = VImage::xyz(width, height)[band % 2] * (200.0 / std::max(width, height)) + 28;
-    bands.push_back(ramp + noise);
-  }
-  return VImage::bandjoin(bands).cast(VIPS_FORMAT_UCHAR).copy(
-      VImage::option()->set("interpretation", static_cast<int>(VIPS_INTERPRETATION_sRGB)));
 }
 
 VImage flat_colour(int width, int height, std::vector<double> rgb) {
@@ -72,21 +47,10 @@ const Bytes& photo_4000x3000() {
   return jpeg;
 }
 
-ResizeSettings settings_with(std::vector<SizeSpec> sizes, Format format = Format::kJpeg) {
-  ResizeSettings settings;
-  settings.sizes = std::move(sizes);
-  settings.formats = {format};
-  return settings;
-}
-
 const std::vector<SizeSpec> kDefaultWidths = {{32, 0}, {64, 0}, {200, 0}};
 
 Result<std::vector<EncodedThumbnail>> make(const Bytes& bytes, const ResizeSettings& settings) {
   return make_thumbnails(ImageSource{std::span<const std::byte>(bytes), ""}, settings);
-}
-
-VImage decode(const Bytes& bytes) {
-  return VImage::new_from_buffer(bytes.data(), bytes.size(), "").copy_memory();
 }
 
 bool starts_with(const Bytes& bytes, std::string_view magic, std::size_t at = 0) {

@@ -36,7 +36,7 @@ using json = nlohmann::json;
 using namespace std::chrono_literals;
 
 fs::path exe(const std::string& name) { return build_dir() / name; }
-fs::path coordinator() { return exe("coordinator/coordinator"); }
+fs::path coordinator() { return coordinator_exe(); }
 
 /// The server a case talks to: s3rver started for it, or the radosgw named
 /// by $THUMBMILL_TEST_S3_ENV (buckets "photos" and "thumbs" made by
@@ -96,13 +96,8 @@ std::string unique_prefix(const std::string& tag) {
 
 /// The photos every case uses: 50 generated ones and three whose names hold
 /// a space, unicode and "+=&", as local files.
-struct Photos {
-  ScratchDir dir{"s3photos"};
-  std::vector<std::string> names;
-  Photos() {
-    make_images(dir.path(), 50, {"--megapixels", "0.3"});
-    for (const auto& e : fs::directory_iterator(dir.path())) names.push_back(e.path().filename().string());
-    std::sort(names.begin(), names.end());
+struct Photos : PhotoSet {
+  Photos() : PhotoSet("s3photos", 50, {"--megapixels", "0.3"}) {
     const std::vector<std::string> odd = {"a photo with spaces.jpg", "ünïcödé 写真.jpg", "plus+equals=amp&.jpg"};
     for (std::size_t i = 0; i < odd.size(); ++i) {
       fs::copy_file(dir / names[i], dir / odd[i]);

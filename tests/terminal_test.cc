@@ -22,22 +22,11 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path coordinator() { return build_dir() / "coordinator" / "coordinator"; }
+fs::path coordinator() { return coordinator_exe(); }
 
 /// A few small photos, made once for the whole binary.
-struct Photos {
-  ScratchDir dir{"terminal-photos"};
-  std::vector<std::string> names;
-  Photos() {
-    make_images(dir.path(), 6, {"--megapixels", "0.5"});
-    for (const auto& e : fs::directory_iterator(dir.path()))
-      if (e.path().filename().string()[0] != '.') names.push_back(e.path().filename().string());
-    std::sort(names.begin(), names.end());
-  }
-};
-
-Photos& photos() {
-  static Photos p;
+PhotoSet& photos() {
+  static PhotoSet p("terminal-photos", 6, {"--megapixels", "0.5"});
   return p;
 }
 

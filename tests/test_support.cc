@@ -2,6 +2,7 @@
 
 #include "shared/proc_stat.h"
 
+#include <algorithm>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -163,6 +164,16 @@ void make_images(const std::filesystem::path& dir, int count, const std::vector<
   const CommandResult r = run_command(argv);
   if (r.exit_code != 0) throw std::runtime_error("make-images failed: " + r.err);
 }
+
+PhotoSet::PhotoSet(const std::string& tag, int count, const std::vector<std::string>& extra) : dir(tag) {
+  make_images(dir.path(), count, extra);
+  for (const auto& e : std::filesystem::directory_iterator(dir.path()))
+    if (e.path().filename().string()[0] != '.') names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+}
+
+std::filesystem::path coordinator_exe() { return build_dir() / "coordinator" / "coordinator"; }
+std::filesystem::path coordinator_threaded_exe() { return build_dir() / "coordinator" / "coordinator-threaded"; }
 
 std::set<std::string> our_shm_segments() {
   std::set<std::string> names;

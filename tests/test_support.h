@@ -85,6 +85,18 @@ class Server {
 /// Runs the built make-images into `dir`; extra arguments are appended.
 void make_images(const std::filesystem::path& dir, int count, const std::vector<std::string>& extra = {});
 
+/// `count` generated photos (make-images, `extra` appended) in a scratch
+/// directory of their own: what most end-to-end suites make once and share.
+struct PhotoSet {
+  PhotoSet(const std::string& tag, int count, const std::vector<std::string>& extra = {});
+  ScratchDir dir;
+  std::vector<std::string> names;  // file names, sorted; hidden files left out
+};
+
+/// The built coordinator, processes and threaded builds.
+std::filesystem::path coordinator_exe();
+std::filesystem::path coordinator_threaded_exe();
+
 /// Names in /dev/shm that start with "thumbmill-".
 std::set<std::string> our_shm_segments();
 
