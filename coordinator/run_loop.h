@@ -127,6 +127,9 @@ class Coordinator {
   // Children (supervision.cc).
   Status StartDownloader();
   Status StartWorker();
+  Result<std::int32_t> StartReporter(Role role);
+  bool WantReplacement(const ChildExit& e, RestartThrottle& throttle, bool quick_death,
+                       std::string_view cannot_start, std::string_view keeps_failing);
   void ReapChildren();
   void OnDownloaderExit(const ChildExit& e, double lived_s, std::uint64_t jobs);
   void RestartDownloader();

@@ -62,38 +62,32 @@ Status Coordinator::StartDownloader() {
   return Status::Ok();
 }
 
-Status Coordinator::StartUploader() {
+/// A child that only reports (a worker, the uploader): its result pipe,
+/// our end non-blocking, and its record in children_.
+Result<std::int32_t> Coordinator::StartReporter(Role role) {
   auto results = make_pipe();
   if (!results.ok()) return results.status();
   if (Status ours = set_nonblocking(results->read_fd); !ours.ok()) {  // never block the loop
     for (int fd : {results->read_fd, results->write_fd}) ::close(fd);
     return ours;
   }
-  auto id = pipe_.crew->Start(Role::kUploader, -1, results->write_fd);
+  auto id = pipe_.crew->Start(role, -1, results->write_fd);
   if (!id.ok()) {
     ::close(results->read_fd);
     return id.status();
   }
+  children_.emplace(*id, Child(role, results->read_fd));
+  return *id;
+}
+
+Status Coordinator::StartUploader() {
+  auto id = StartReporter(Role::kUploader);
+  if (!id.ok()) return id.status();
   uploader_ = *id;
-  children_.emplace(*id, Child(Role::kUploader, results->read_fd));
   return Status::Ok();
 }
 
-Status Coordinator::StartWorker() {
-  auto results = make_pipe();
-  if (!results.ok()) return results.status();
-  if (Status ours = set_nonblocking(results->read_fd); !ours.ok()) {  // never block the loop
-    for (int fd : {results->read_fd, results->write_fd}) ::close(fd);
-    return ours;
-  }
-  auto id = pipe_.crew->Start(Role::kWorker, -1, results->write_fd);
-  if (!id.ok()) {
-    ::close(results->read_fd);
-    return id.status();
-  }
-  children_.emplace(*id, Child(Role::kWorker, results->read_fd));
-  return Status::Ok();
-}
+Status Coordinator::StartWorker() { return StartReporter(Role::kWorker).status(); }
 
 void Coordinator::ReapChildren() {
   for (const ChildExit& e : pipe_.crew->Reap()) {
@@ -142,14 +136,31 @@ bool Coordinator::StopChild(std::int32_t id, int signo, const std::string& reaso
   return true;
 }
 
+/// Whether a child that ended should be replaced: not while the run drains,
+/// not when it said it cannot start (fatal: `cannot_start`), and not after a
+/// run of quick deaths (`quick_death` counted by `throttle`; fatal:
+/// `keeps_failing`).
+bool Coordinator::WantReplacement(const ChildExit& e, RestartThrottle& throttle, bool quick_death,
+                                  std::string_view cannot_start, std::string_view keeps_failing) {
+  if (!e.signaled && e.exit_code == kChildFatalExit) {
+    Fatal(std::string(cannot_start) + " (see above)");
+    return false;
+  }
+  if (draining_) return false;
+  if (!throttle.Record(quick_death)) {
+    Fatal(std::string(keeps_failing) + " (last: " + e.Describe() + ")");
+    return false;
+  }
+  return true;
+}
+
 void Coordinator::OnDownloaderExit(const ChildExit& e, double lived_s, std::uint64_t jobs) {
   close_fd(request_fd_);
   downloader_ = 0;
   queue_.ReclaimDead(e.id);  // frees the bodies it was still filling
-  const bool clean = !e.signaled && e.exit_code == 0;
-  if (draining_ && clean) return;
-  if (!e.signaled && e.exit_code == kChildFatalExit) return Fatal("the downloader could not start (see above)");
-  if (draining_) return;
+  if (!WantReplacement(e, downloader_throttle_, startup_failure(e, lived_s, jobs), "the downloader could not start",
+                       "the downloader keeps failing at start-up"))
+    return;
   // Whatever it had not put in the queue is fetched again by a new one.
   std::unordered_set<std::uint64_t> in_queue;
   for (const SlotView& v : queue_.Snapshot()) in_queue.insert(v.source_id);
@@ -162,8 +173,6 @@ void Coordinator::OnDownloaderExit(const ChildExit& e, double lived_s, std::uint
     to_send_.push_back(id);
   }
   std::sort(to_send_.begin(), to_send_.end());
-  if (!downloader_throttle_.Record(startup_failure(e, lived_s, jobs)))
-    return Fatal("the downloader keeps failing at start-up (last: " + e.Describe() + ")");
   ++totals_.downloader_restarts;
   downloader_wanted_ = true;  // RestartDownloader starts it when the throttle allows
 }
@@ -197,12 +206,9 @@ void Coordinator::OnUploaderExit(const ChildExit& e, double lived_s, std::uint64
                  "uploader died (" + e.Describe() + ") while storing it, " + std::to_string(bundle.attempt) + " times",
                  bundle.attempt);
   }
-  const bool clean = !e.signaled && e.exit_code == 0;
-  if (draining_ && clean) return;
-  if (!e.signaled && e.exit_code == kChildFatalExit) return Fatal("the uploader could not start (see above)");
-  if (draining_) return;
-  if (!uploader_throttle_.Record(held.empty() && startup_failure(e, lived_s, jobs)))
-    return Fatal("the uploader keeps failing at start-up (last: " + e.Describe() + ")");
+  if (!WantReplacement(e, uploader_throttle_, held.empty() && startup_failure(e, lived_s, jobs),
+                       "the uploader could not start", "the uploader keeps failing at start-up"))
+    return;
   ++totals_.uploader_restarts;
   uploader_wanted_ = true;
 }
@@ -228,13 +234,10 @@ void Coordinator::OnWorkerExit(const ChildExit& e, double lived_s, std::uint64_t
   const std::vector<SlotView> held = queue_.ReclaimDead(e.id);
   for (const SlotView& job : held) SettleCrashedJob(job, code, reason);
 
-  const bool clean = !e.signaled && e.exit_code == 0;
-  if (draining_ && clean) return;
-  if (!e.signaled && e.exit_code == kChildFatalExit) return Fatal("a worker could not start (see above)");
-  if (draining_) return;
   // One that died on a job is not failing to start, however young.
-  if (!worker_throttle_.Record(held.empty() && startup_failure(e, lived_s, jobs)))
-    return Fatal("workers keep failing at start-up (last: " + e.Describe() + ")");
+  if (!WantReplacement(e, worker_throttle_, held.empty() && startup_failure(e, lived_s, jobs),
+                       "a worker could not start", "workers keep failing at start-up"))
+    return;
   ++totals_.worker_restarts;
 }
 
