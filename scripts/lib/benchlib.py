@@ -333,6 +333,27 @@ def write_lines(path, lines):
 
 # ---------------------------------------------------------------- server
 
+def process_cpu_seconds(pid):
+    """User + system CPU seconds process `pid` has used so far (its threads
+    included), or nan when it cannot be read."""
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
+def stop_process(proc):
+    """Stops a child we started (a subprocess.Popen): SIGTERM, SIGKILL after 5 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class Server:
     """scripts/serve DIR on a free loopback port, stopped at exit."""
 
@@ -355,20 +376,10 @@ class Server:
 
     def cpu_seconds(self):
         """User + system CPU seconds the server has used so far (its threads included)."""
-        try:
-            fields = open(f"/proc/{self.proc.pid}/stat").read().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except (OSError, IndexError, ValueError):
-            return float("nan")
+        return process_cpu_seconds(self.proc.pid)
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
 
 # ---------------------------------------------------------------- measuring

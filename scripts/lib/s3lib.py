@@ -36,12 +36,6 @@ def missing():
     return None
 
 
-def _cpu_seconds(pid):
-    try:
-        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return float("nan")
 
 
 class _Child:
@@ -55,16 +49,10 @@ class _Child:
 
     def cpu_seconds(self):
         """User + system CPU seconds it has used so far."""
-        return _cpu_seconds(self.proc.pid)
+        return bl.process_cpu_seconds(self.proc.pid)
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        bl.stop_process(self.proc)
 
 
 class S3Server(_Child):
