@@ -141,6 +141,7 @@ class Coordinator {
   void RespawnWorkers();
   void CheckDeadlines();
   void AbandonStuckJob(const SlotView& job, const std::string& why);
+  void CheckAlive(std::int32_t id, bool due, std::string_view what, Clock::time_point now);
   void CheckDownloaderAlive(Clock::time_point now);
   void CheckUploaderAlive(Clock::time_point now);
   void CheckEndOfRun(Clock::time_point now);

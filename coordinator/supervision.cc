@@ -305,41 +305,38 @@ void Coordinator::AbandonStuckJob(const SlotView& job, const std::string& why) {
   Fatal(why + " on a thread that cannot be stopped");
 }
 
-/// A downloader silent for kDownloaderSilenceLimit while transfers are due
-/// (it beats every kHeartbeatIntervalMs while it has work) is stopped or
-/// wedged: it is killed, and its exit restarts it like a crash.
-void Coordinator::CheckDownloaderAlive(Clock::time_point now) {
-  auto it = children_.find(downloader_);
-  if (downloader_ == 0 || it == children_.end() || it->second.killed_silent) return;
-  Child& d = it->second;
-  const bool due =
-      std::any_of(inflight_.begin(), inflight_.end(), [](const auto& entry) { return !entry.second.queued; });
-  if (!due) return d.liveness.Reset(now);
-  if (!d.liveness.Overdue(now, kDownloaderSilenceLimit)) return;
-  // A thread cannot be killed alone; its transfers end by --timeout.
-  if (!pipe_.crew->Kill(downloader_, SIGKILL)) return d.liveness.Reset(now);
-  d.killed_silent = true;
-  Say("thumbmill: the downloader (" + std::to_string(downloader_) + ") sent nothing for " +
-      std::to_string(kDownloaderSilenceLimit.count()) + " ms with transfers due; killed, restarting it");
+/// A child that beats while it has work (the downloader every
+/// kHeartbeatIntervalMs with transfers due, the uploader likewise with
+/// bundles due), silent for kDownloaderSilenceLimit with `due` work, is
+/// stopped or wedged: it is killed, and its exit replaces it like a crash
+/// (the uploader's requeues what it held). A thread cannot be killed alone:
+/// its transfers end by --timeout.
+void Coordinator::CheckAlive(std::int32_t id, bool due, std::string_view what, Clock::time_point now) {
+  auto it = children_.find(id);
+  if (id == 0 || it == children_.end() || it->second.killed_silent) return;
+  Child& c = it->second;
+  if (!due) return c.liveness.Reset(now);
+  if (!c.liveness.Overdue(now, kDownloaderSilenceLimit)) return;
+  if (!pipe_.crew->Kill(id, SIGKILL)) return c.liveness.Reset(now);
+  c.killed_silent = true;
+  Say("thumbmill: the " + std::string(role_name(c.role)) + " (" + std::to_string(id) + ") sent nothing for " +
+      std::to_string(kDownloaderSilenceLimit.count()) + " ms with " + std::string(what) +
+      " due; killed, restarting it");
 }
 
-/// The uploader beats as the downloader does while it holds bundles; silent
-/// for as long with bundles due (held by it, or waiting to be taken), it is
-/// stopped or wedged: it is killed, and its exit requeues what it held for
-/// a replacement.
+void Coordinator::CheckDownloaderAlive(Clock::time_point now) {
+  if (downloader_ == 0) return;
+  const bool due =
+      std::any_of(inflight_.begin(), inflight_.end(), [](const auto& entry) { return !entry.second.queued; });
+  CheckAlive(downloader_, due, "transfers", now);
+}
+
 void Coordinator::CheckUploaderAlive(Clock::time_point now) {
-  auto it = children_.find(uploader_);
-  if (!uploads_ || uploader_ == 0 || it == children_.end() || it->second.killed_silent) return;
-  Child& u = it->second;
-  bool due = false;
+  if (!uploads_ || uploader_ == 0) return;
+  bool due = false;  // held by it, or waiting to be taken
   for (const SlotView& v : uploads_->Snapshot())
     due = due || v.state == SlotState::kReady || (v.state == SlotState::kTaken && v.owner == uploader_);
-  if (!due) return u.liveness.Reset(now);
-  if (!u.liveness.Overdue(now, kDownloaderSilenceLimit)) return;
-  if (!pipe_.crew->Kill(uploader_, SIGKILL)) return u.liveness.Reset(now);  // a thread: PUTs end by --timeout
-  u.killed_silent = true;
-  Say("thumbmill: the uploader (" + std::to_string(uploader_) + ") sent nothing for " +
-      std::to_string(kDownloaderSilenceLimit.count()) + " ms with uploads due; killed, restarting it");
+  CheckAlive(uploader_, due, "uploads", now);
 }
 
 /// Once the queue is closed every child should exit by itself; one that
