@@ -10,11 +10,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <optional>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <system_error>
 
+#include "coordinator/batch_commands.h"
 #include "coordinator/inputs.h"
 #include "coordinator/report.h"
 #include "coordinator/run_loop.h"
@@ -66,7 +69,32 @@ int coordinator_main(int argc, char** argv, const PipelineMaker& make_pipeline) 
     std::fprintf(stderr, "thumbmill: %s\n", s3.status().ToString().c_str());
     return kExitUsage;
   }
-  auto list = open_inputs(options);
+  // --queue: the batch's own commands, or this node's share of it as the list.
+  std::optional<BatchStore> batch;  // a node's, until its feed starts
+  std::optional<RedisAddress> batch_address;
+  if (!options.queue_url.empty()) {
+    auto address = parse_redis_url(options.queue_url);
+    if (!address.ok()) {
+      std::fprintf(stderr, "thumbmill: %s\n", address.status().ToString().c_str());
+      return kExitUsage;
+    }
+    auto store = BatchStore::Connect(*address);
+    if (!store.ok()) {
+      std::fprintf(stderr, "thumbmill: fatal: --queue %s: %s\n", address->display().c_str(),
+                   store.status().message().c_str());
+      return kExitFatal;
+    }
+    if (options.enqueue) return enqueue_inputs(options, *store);
+    if (options.batch_status) return print_batch_status(*store);
+    if (!options.report_path.empty() && !cmd.out_given) return export_batch_report(*store, options.report_path);
+    if (Status st = store->EnsureGroup(); !st.ok()) {
+      std::fprintf(stderr, "thumbmill: fatal: --queue %s: %s\n", address->display().c_str(), st.message().c_str());
+      return kExitFatal;
+    }
+    batch.emplace(std::move(*store));
+    batch_address = *address;
+  }
+  auto list = batch ? Result<std::unique_ptr<SourceFeed>>(std::unique_ptr<SourceFeed>()) : open_inputs(options);
   if (!list.ok()) {
     std::fprintf(stderr, "thumbmill: %s\n", list.status().ToString().c_str());
     return list.status().code() == Code::kInvalidArgument || list.status().code() == Code::kIoError ? kExitUsage
@@ -115,8 +143,24 @@ int coordinator_main(int argc, char** argv, const PipelineMaker& make_pipeline) 
     std::fprintf(stderr, "thumbmill: %s\n", report.status().ToString().c_str());
     return kExitUsage;
   }
+  // A node starts taking sources only now that it can work on them: a node
+  // that cannot start holds none.
+  RedisFeed* node = nullptr;
+  if (batch) {
+    auto feed = std::make_unique<RedisFeed>(node_settings(options, *batch_address), std::move(*batch));
+    node = feed.get();
+    *list = std::move(feed);
+  }
   run_loop::Coordinator coordinator(options, *pipeline, **list, *report, std::move(s3_out));
   int code = coordinator.Run();
+  if (node) {
+    // Results still on their way go out; sources read but not started go back.
+    if (Status st = node->Close(std::chrono::seconds(30)); !st.ok()) {
+      std::fprintf(stderr, "thumbmill: %s\n", st.ToString().c_str());
+      if (code == kExitOk) code = kExitFailures;
+    }
+    if (!options.quiet) std::fputs(format_node_summary(node->tally(), batch_address->display()).c_str(), stderr);
+  }
   if (Status st = report->Close(); !st.ok()) {
     std::fprintf(stderr, "thumbmill: fatal: the report is incomplete: %s\n", st.ToString().c_str());
     code = kExitFatal;

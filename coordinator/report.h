@@ -46,6 +46,8 @@ struct SourceResult {
   std::uint32_t upload_attempts = 0;
   std::uint64_t upload_bytes = 0;
   std::uint32_t upload_ms = 0;
+  // Not in the report: the source's SourceLine::ticket, for its feed.
+  std::string ticket;
 };
 
 /// One JSON object per line, each written to the file as its source ends,

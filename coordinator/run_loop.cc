@@ -136,6 +136,7 @@ int Coordinator::Run() {
 
   workers_wanted_ = pipe_.workers;
   window_ = queue_.slot_count() + 2 * static_cast<std::size_t>(options_.downloads);
+  list_.set_window(window_);
   if (Status st = StartDownloader(); !st.ok()) Fatal(st.ToString());
   // The sequential baseline (workers 0) uploads in its one thread.
   if (uploads_ && pipe_.workers > 0)
@@ -147,6 +148,7 @@ int Coordinator::Run() {
     SendRequests();
     if (!draining_ && list_done_ && inflight_.empty()) BeginDrain();
     PollOnce();
+    while (auto notice = list_.TakeNotice()) Say(*notice);
     ReapChildren();
     RestartDownloader();
     RestartUploader();

@@ -7,10 +7,9 @@
 // FIFO or standard input, read through a non-blocking descriptor (here); an
 // S3 prefix listed on a thread into a pipe (s3_prefix_feed.h); a directory
 // walked a bounded step at a time (directory_walk_feed.h); and the chain of
-// every argument in order (input_chain.h). A later source of jobs (a Redis
-// batch) plugs in behind the same interface, with a thread that feeds an
-// eventfd or a pipe if its client library blocks. Parsing stays in
-// SourceList (shared/source_list.h).
+// every argument in order (input_chain.h); and a Redis batch shared by many
+// machines (redis_feed.h), read on a thread that wakes the loop through an
+// eventfd. Parsing stays in SourceList (shared/source_list.h).
 #pragma once
 
 #include <cstdint>
@@ -18,6 +17,7 @@
 #include <optional>
 #include <string>
 
+#include "coordinator/report.h"
 #include "shared/fd_io.h"
 #include "shared/source_list.h"
 #include "shared/status.h"
@@ -44,6 +44,18 @@ class SourceFeed {
   /// of a regular file of reasonable size); nullopt when the rest cannot be
   /// counted so (a pipe, a terminal, a bucket listing). Consumes the rest.
   virtual std::optional<std::uint64_t> CountRest() { return std::nullopt; }
+
+  // --- for feeds that lend their sources (a shared batch) ------------------
+  /// The loop holds at most `n` sources in flight: a feed that takes work
+  /// from a queue others share takes no more than that at a time.
+  virtual void set_window(std::size_t n) { (void)n; }
+  /// How a source this feed returned ended: every line TryNext returned is
+  /// settled here exactly once (its `ticket` is in `result`). An interrupted
+  /// source (the run stopped first) is handed back rather than recorded.
+  virtual void Settle(const SourceResult& result) { (void)result; }
+  /// A line for the user (a lost connection, a source taken over), when the
+  /// feed has one; the loop prints it.
+  virtual std::optional<std::string> TakeNotice() { return std::nullopt; }
 };
 
 /// A LIST argument: a file, a pipe or FIFO, or standard input for "-". Opening a FIFO waits for its writer, as opening it always does; after

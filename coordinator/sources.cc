@@ -37,12 +37,23 @@ void Coordinator::Admit(SourceLine line) {
     r.line = line.line_number;
     r.code = line.status.code();
     r.error = line.status.message();
+    r.ticket = line.ticket;
     ++totals_.sources_read;
     Conclude(r);
     return;
   }
   if (!seen_.insert(stable_hash(line.location)).second) {
     ++totals_.duplicates;
+    if (!line.ticket.empty()) {
+      // A batch adds each source once, so this is the same source under a
+      // second job: it ends with the first one's outputs, as skipped.
+      SourceResult r;
+      r.url = line.display;
+      r.line = line.line_number;
+      r.ok = r.skipped = true;
+      r.ticket = line.ticket;
+      list_.Settle(r);
+    }
     return;
   }
   ++totals_.sources_read;
@@ -121,6 +132,7 @@ SourceResult Coordinator::ResultFor(const InFlight& s) const {
   SourceResult r;
   r.url = s.line.display;
   r.line = s.line.line_number;
+  r.ticket = s.line.ticket;
   r.fetch_attempts = s.fetch.tries;
   r.http_status = s.fetch.http_status;
   r.bytes_downloaded = s.fetch.bytes;
@@ -148,6 +160,7 @@ void Coordinator::Conclude(const SourceResult& r) {
     ++totals_.failed_by_code[std::string(code_name(r.code))];
   }
   report_.Write(r);
+  list_.Settle(r);
   if (r.code == Code::kInterrupted && !r.ok) return;
   if (!r.ok || options_.verbose) Say(format_source_line(r));
 }

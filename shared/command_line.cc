@@ -265,6 +265,23 @@ void add_s3_options(CLI::App& app, Options& o) {
       ->group(group);
 }
 
+void add_queue_options(CLI::App& app, Options& o) {
+  const std::string group = "Many machines (a batch in Redis)";
+  app.add_option("--queue", o.queue_url,
+                 "Share the batch named BATCH in Redis with coordinators on other machines: with "
+                 "--enqueue add the inputs to it, with --status show its progress, with --report and "
+                 "no --out write its report, and otherwise work on it until it is drained")
+      ->type_name("redis://[:PASSWORD@]HOST[:PORT]/BATCH")
+      ->group(group);
+  app.add_flag("--enqueue", o.enqueue, "Add the inputs to the --queue batch (each source once) and exit")->group(group);
+  app.add_flag("--status", o.batch_status, "Print the --queue batch's progress: counts, nodes, rate")->group(group);
+  app.add_flag("--follow", o.follow, "Keep waiting for sources once the --queue batch is drained")->group(group);
+  add_int(app, o, kClaimIdle, "Seconds a source may sit with a silent node before another node takes it over")
+      ->type_name("S")
+      ->group(group);
+  add_int(app, o, kMaxDeliveries, "Nodes that may die holding one source before it fails as poison")->group(group);
+}
+
 void add_reporting_options(CLI::App& app, Options& o) {
   const std::string group = "Reporting";
   app.add_option("--report", o.report_path, "Write one JSON object per source to FILE (JSON Lines)")
@@ -354,7 +371,13 @@ Examples:
   coordinator --ext jpg,png --out thumbs photos/
   coordinator --sizes 64,200x150 --format webp --out thumbs urls.txt
   find photos -name '*.jpg' | coordinator --workers 4 --report run.jsonl -
-  coordinator s3://photos/2026/ --out s3://thumbs/t/)";
+  coordinator s3://photos/2026/ --out s3://thumbs/t/
+
+Many machines on one batch (Redis):
+  coordinator --queue redis://HOST:6379/june urls.txt --enqueue
+  coordinator --queue redis://HOST:6379/june --out s3://thumbs/t/   (each machine)
+  coordinator --queue redis://HOST:6379/june --status
+  coordinator --queue redis://HOST:6379/june --report june.jsonl)";
 
 void build_app(CLI::App& app, Options& o) {
   app.formatter(std::make_shared<HelpFormatter>());
@@ -373,6 +396,7 @@ void build_app(CLI::App& app, Options& o) {
   add_download_options(app, o);
   add_processing_options(app, o);
   add_s3_options(app, o);
+  add_queue_options(app, o);
   add_reporting_options(app, o);
 }
 
@@ -451,6 +475,7 @@ ParsedCommandLine parse_command_line(int argc, const char* const* argv) {
   try {
     app.parse(argc, argv);
     apply_progress_flags(app, parsed.options.progress);
+    parsed.out_given = app.count("--out") > 0;
   } catch (const CLI::CallForHelp&) {
     std::cout << app.help();
     parsed.exit_now = true;
@@ -461,7 +486,7 @@ ParsedCommandLine parse_command_line(int argc, const char* const* argv) {
     parsed.error = unknown_option_message(app, argc, argv);
     if (parsed.error.empty()) parsed.error = e.what();
   }
-  if (!parsed.exit_now && parsed.error.empty() && parsed.options.inputs.empty()) {
+  if (!parsed.exit_now && parsed.error.empty() && parsed.options.inputs.empty() && parsed.options.queue_url.empty()) {
     parsed.error = "missing LIST: a file of sources, - for standard input, a directory or image files (see --help)";
   }
   return parsed;

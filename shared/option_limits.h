@@ -47,6 +47,8 @@ inline constexpr IntLimit kJobTimeout{"--job-timeout", &Options::job_timeout_s, 
 inline constexpr IntLimit kUploads{"--uploads", &Options::uploads, 1, 1024};
 inline constexpr IntLimit kUploadQueueMb{"--upload-queue-mb", &Options::upload_queue_mb, 8, 65536};
 inline constexpr IntLimit kUploadAttempts{"--upload-attempts", &Options::upload_attempts, 1, 100};
+inline constexpr IntLimit kClaimIdle{"--claim-idle", &Options::claim_idle_s, 1, 86400};
+inline constexpr IntLimit kMaxDeliveries{"--max-deliveries", &Options::max_deliveries, 1, 1000};
 inline constexpr IntLimit kMaxDecodeMb{"--max-decode-mb", &Options::max_decode_mb, 16, 1 << 20};
 
 // Not in kIntLimits: its default, kDefaultEffort, is outside the range a user
@@ -56,7 +58,7 @@ inline constexpr IntLimit kEffort{"--effort", &Options::effort, 0, kMaxAvifEffor
 inline constexpr IntLimit kIntLimits[] = {
     kQuality,      kWorkers,       kDownloads,     kQueueMb,       kConnectTimeout,
     kTransferTimeout, kStallTimeout, kMaxRedirects, kFetchAttempts, kJobTimeout,
-    kMaxDecodeMb,  kUploads,       kUploadQueueMb, kUploadAttempts,
+    kMaxDecodeMb,  kUploads,       kUploadQueueMb, kUploadAttempts, kClaimIdle, kMaxDeliveries,
 };
 
 /// "min-max", for help text and messages.

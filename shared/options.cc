@@ -5,6 +5,7 @@
 #include "shared/options.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "shared/name_template.h"
 #include "shared/option_limits.h"
@@ -52,6 +53,18 @@ Status check_fields(const Options& options) {
   }
   for (char c : options.cache_control)
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return invalid_option("--cache-control: a control character");
+  if (options.queue_url.empty()) {
+    for (auto [set, flag] : {std::pair{options.enqueue, "--enqueue"}, {options.batch_status, "--status"},
+                             {options.follow, "--follow"}})
+      if (set) return invalid_option(std::string(flag) + " needs --queue redis://HOST:PORT/BATCH");
+  } else {
+    if (options.enqueue && options.batch_status) return invalid_option("--enqueue and --status: one at a time");
+    if (options.enqueue && options.inputs.empty())
+      return invalid_option("--enqueue: name what to add (LIST, DIR, IMAGE or s3://BUCKET/PREFIX/)");
+    if (!options.enqueue && !options.inputs.empty())
+      return invalid_option("with --queue, sources are added with --enqueue; a node takes them from the batch "
+                            "(drop '" + options.inputs.front() + "', or add --enqueue)");
+  }
   if (options.formats.empty()) return invalid_option("--format: no format given");
   for (Format format : options.formats)
     if (!known_format(format)) return invalid_option("--format: not a known format");

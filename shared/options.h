@@ -70,6 +70,7 @@ std::string_view format_extension(Format format);
 /// The number of online CPUs, at least 1: the default for Options::workers.
 int default_worker_count();
 
+
 struct Options {
   /// Whether thumbnails go to a bucket (--out s3://...).
   bool out_is_s3() const { return !out_s3.empty(); }
@@ -211,6 +212,25 @@ struct Options {
   // Default: AWS, us-east-1, anonymous
   S3Settings s3;
 
+  // The distributed mode (coordinator/redis_batch.h): a batch in Redis that
+  // coordinators on many machines share.
+  // --queue redis://[:PASSWORD@]HOST[:PORT]/BATCH. Default: "" (no batch:
+  // the inputs are this run's sources)
+  std::string queue_url;
+  // --enqueue: add the inputs to the batch and exit. Default: false
+  bool enqueue = false;
+  // --status: print the batch's progress and exit. Default: false
+  bool batch_status = false;
+  // --follow: a node keeps waiting for sources once the batch is drained.
+  // Default: false
+  bool follow = false;
+  // --claim-idle: seconds a source may sit with a silent node before
+  // another node takes it over. Default: 60
+  int claim_idle_s = 60;
+  // --max-deliveries: nodes that may die holding one source before it
+  // fails as poison. Default: 3
+  int max_deliveries = 3;
+
   // Redo sources whose thumbnails already exist. Default: false (skip them)
   bool force = false;
 
@@ -235,6 +255,7 @@ struct Options {
 struct ParsedCommandLine {
   Options options;
   bool exit_now = false;  // --help or --version was answered
+  bool out_given = false;  // --out was on the command line
   int exit_code = 0;
   /// Set when parsing failed: names the bad flag or value.
   std::string error;

@@ -54,7 +54,8 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Options, inputs, extensions, out_dir, sizes, 
                                    deny_private, no_local, out_s3, uploads, upload_queue_mb,
                                    upload_attempts, cache_control, s3_flags, s3, fit, crop, upscale,
                                    keep, no_rotate, profile, progressive, optimize_coding, effort,
-                                   lossless)
+                                   lossless, queue_url, enqueue, batch_status, follow,
+                                   claim_idle_s, max_deliveries)
 
 std::string options_to_json(const Options& options) { return nlohmann::json(options).dump(); }
 

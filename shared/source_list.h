@@ -45,6 +45,9 @@ struct SourceLine {
   SourceKind kind = SourceKind::kHttp;
   std::string location;  // the URL for kHttp; the decoded local path for kFile; s3://bucket/key for kS3
   Status status;         // not ok: the line is malformed; message says why
+  // Set by a feed that must hear how the source ended (SourceFeed::Settle):
+  // a Redis batch's job id. Empty otherwise.
+  std::string ticket;
 };
 
 class SourceList {

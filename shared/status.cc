@@ -22,6 +22,7 @@ std::string_view code_name(Code code) {
     case Code::kEncodeFailed: return "encode-failed";
     case Code::kWorkerCrashed: return "worker-crashed";
     case Code::kInterrupted: return "interrupted";
+    case Code::kPoison: return "poison";
     case Code::kInternal: return "internal";
   }
   return "unknown";

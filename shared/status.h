@@ -32,6 +32,7 @@ enum class Code : int {
   kEncodeFailed,     // the saver failed
   kWorkerCrashed,    // the process that held the job died
   kInterrupted,      // the run was stopped before this source finished
+  kPoison,           // a batch job every node that took it died on (--max-deliveries)
   kInternal,
 };
 

@@ -1,0 +1,27 @@
+// The distributed mode's commands other than working on a batch (a node
+// runs the usual loop over a RedisFeed, redis_feed.h):
+//   --enqueue   the inputs added to the batch, streamed, each source once
+//   --status    the batch's counts, nodes and rate
+//   --report F  (without --out) the batch's report from its results stream
+// Each returns the process's exit code and prints its own messages.
+#pragma once
+
+#include <string>
+
+#include "coordinator/redis_batch.h"
+#include "coordinator/redis_feed.h"
+#include "shared/options.h"
+
+namespace thumbmill {
+
+int enqueue_inputs(const Options& options, BatchStore& store);
+int print_batch_status(BatchStore& store);
+int export_batch_report(BatchStore& store, const std::string& path);
+
+/// The node's lines after the run's summary: what it took and recorded.
+std::string format_node_summary(const NodeTally& tally, const std::string& batch);
+
+/// This node's name and settings (consumer "host:pid").
+NodeSettings node_settings(const Options& options, const RedisAddress& address);
+
+}  // namespace thumbmill

@@ -1,0 +1,456 @@
+#include "coordinator/redis_feed.h"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "shared/proc_stat.h"
+
+namespace thumbmill {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+constexpr milliseconds kBeatEvery{1000};
+constexpr milliseconds kReadBlock{200};
+constexpr milliseconds kTrimEvery{30000};
+constexpr milliseconds kDrainCheckEvery{500};
+// A node of this machine whose process is gone and whose last beat is older
+// than this is dead: its jobs are taken at once, without waiting for
+// --claim-idle. (Its beat is checked too, so a node in another pid namespace
+// that shares the host name is never mistaken for a dead one.)
+constexpr long long kSiblingSilentMs = 3000;
+
+std::string boot_id() {
+  std::ifstream in("/proc/sys/kernel/random/boot_id");
+  std::string id;
+  std::getline(in, id);
+  return id;
+}
+
+/// This process's start time in clock ticks since boot: with the pid and the
+/// boot id it names this process and no later one that reuses the pid.
+unsigned long long own_start_ticks() {
+  auto st = read_proc_stat(::getpid());
+  return st ? st->start_time : 0;
+}
+
+/// A node of this host that cannot be running any more.
+bool sibling_gone(const nlohmann::json& node) {
+  if (node.value("boot_id", "") != boot_id()) return true;
+  const long pid = node.value("pid", 0L);
+  const auto st = read_proc_stat(pid);
+  return !st || st->state == 'Z' || st->state == 'X' || st->start_time != node.value("start_ticks", 0ULL);
+}
+
+}  // namespace
+
+RedisFeed::RedisFeed(NodeSettings settings, BatchStore store)
+    : settings_(std::move(settings)), store_(std::move(store)), wake_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+  thread_ = std::thread([this] { Run(); });
+}
+
+RedisFeed::~RedisFeed() {
+  if (thread_.joinable()) (void)Close(milliseconds(5000));
+}
+
+std::optional<SourceLine> RedisFeed::TryNext() {
+  std::lock_guard lock(mu_);
+  if (ready_.empty()) {
+    std::uint64_t n;
+    (void)!::read(wake_.get(), &n, sizeof n);  // cleared under the lock: see Wake
+    return std::nullopt;
+  }
+  SourceLine line = std::move(ready_.front());
+  ready_.pop_front();
+  return line;
+}
+
+bool RedisFeed::done() const {
+  std::lock_guard lock(mu_);
+  return ready_.empty() && (drained_ || !status_.ok());
+}
+
+const Status& RedisFeed::status() const {
+  std::lock_guard lock(mu_);
+  return status_;
+}
+
+void RedisFeed::set_window(std::size_t n) {
+  {
+    std::lock_guard lock(mu_);
+    window_ = std::max<std::size_t>(1, n);
+  }
+  cv_.notify_all();
+}
+
+void RedisFeed::Settle(const SourceResult& result) {
+  {
+    std::lock_guard lock(mu_);
+    auto it = held_.find(result.ticket);
+    if (it == held_.end()) return;
+    if (result.code == Code::kInterrupted && !result.ok) {
+      to_release_.push_back(it->second.job);
+    } else {
+      const char* outcome = result.skipped ? "skipped" : result.ok ? "ok" : "failed";
+      settled_.push_back({result.ticket, ReportWriter::ToJson(result), outcome, false, {}});
+    }
+  }
+  cv_.notify_all();
+}
+
+std::optional<std::string> RedisFeed::TakeNotice() {
+  std::lock_guard lock(mu_);
+  if (notices_.empty()) return std::nullopt;
+  std::string n = std::move(notices_.front());
+  notices_.pop_front();
+  return n;
+}
+
+NodeTally RedisFeed::tally() const {
+  std::lock_guard lock(mu_);
+  return tally_;
+}
+
+void RedisFeed::Notice(std::string line) {
+  {
+    std::lock_guard lock(mu_);
+    notices_.push_back(std::move(line));
+  }
+  Wake();
+}
+
+// The eventfd is written after the state it announces is in place, and read
+// (cleared) by TryNext under the lock only when it finds nothing: a wake-up
+// is never lost.
+void RedisFeed::Wake() {
+  const std::uint64_t one = 1;
+  (void)!::write(wake_.get(), &one, sizeof one);
+}
+
+std::string RedisFeed::NodeJson(const char* state) const {
+  static const std::string boot = boot_id();
+  static const unsigned long long start = own_start_ticks();
+  nlohmann::json j = {{"host", settings_.host},   {"pid", ::getpid()},         {"boot_id", boot},
+                      {"start_ticks", start},     {"state", state},            {"in_flight", held_.size()},
+                      {"taken", tally_.taken},    {"claimed", tally_.claimed}, {"recorded", tally_.recorded},
+                      {"superseded", tally_.superseded}};
+  return j.dump();
+}
+
+void RedisFeed::Run() {
+  milliseconds backoff{100};
+  bool lost_said = false;
+  for (;;) {
+    {
+      std::lock_guard lock(mu_);
+      if (stop_) return;
+    }
+    if (store_.broken()) {
+      if (Status st = store_.Reconnect(); !st.ok()) {
+        std::unique_lock lock(mu_);
+        cv_.wait_for(lock, backoff, [this] { return stop_; });
+        backoff = std::min(backoff * 2, milliseconds(2000));
+        continue;
+      }
+      ++tally_.reconnects;
+      backoff = milliseconds(100);
+      if (lost_said) Notice("thumbmill: redis: connected again to " + settings_.address.display());
+      lost_said = false;
+      {
+        std::lock_guard lock(mu_);
+        connected_ = true;
+      }
+    }
+    if (!Turn() && store_.broken() && !lost_said) {
+      lost_said = true;
+      {
+        std::lock_guard lock(mu_);
+        connected_ = false;
+      }
+      Notice("thumbmill: redis: connection to " + settings_.address.display() +
+             " lost; retrying (the sources in hand go on, their results wait)");
+    }
+  }
+}
+
+/// Fails the feed for good (not a lost connection: the batch itself is
+/// unusable, e.g. its group was deleted).
+#define THUMBMILL_FEED_CHECK(expr)                                  \
+  do {                                                              \
+    const Status st_ = (expr);                                      \
+    if (!st_.ok()) {                                                \
+      if (st_.code() != Code::kNetwork) {                           \
+        std::lock_guard lock_(mu_);                                 \
+        status_ = Status(st_.code(), "batch " + settings_.address.batch + ": " + st_.message()); \
+        stop_ = true;                                               \
+        Wake();                                                     \
+      }                                                             \
+      return false;                                                 \
+    }                                                               \
+  } while (0)
+
+bool RedisFeed::Turn() {
+  if (!FlushSettled()) return false;
+  const auto now = Clock::now();
+  if (now >= next_beat_) {
+    if (!Beat("working")) return false;
+    next_beat_ = now + kBeatEvery;
+  }
+  if (now >= next_touch_) {
+    if (!TouchHeld()) return false;
+    next_touch_ = now + std::max(milliseconds(100), settings_.claim_idle / 6);
+  }
+  if (now >= next_trim_) {
+    THUMBMILL_FEED_CHECK(store_.Trim());
+    next_trim_ = now + kTrimEvery;
+  }
+  std::size_t room = 0;
+  bool idle = false;
+  {
+    std::lock_guard lock(mu_);
+    if (!stopping_ && !drained_ && held_.size() < window_) room = window_ - held_.size();
+    idle = held_.empty();
+  }
+  if (room > 0) return TakeJobs(room);
+  std::unique_lock lock(mu_);
+  cv_.wait_for(lock, milliseconds(100), [this] {
+    return stop_ || !settled_.empty() || !to_release_.empty() || (held_.size() < window_ && !stopping_ && !drained_);
+  });
+  (void)idle;
+  return true;
+}
+
+bool RedisFeed::TakeJobs(std::size_t room) {
+  const auto now = Clock::now();
+  if (!siblings_checked_) {
+    // A node restarted here finishes what it held before anything new:
+    // jobs left under this very name (a pid reused), then those of dead
+    // earlier nodes of this machine.
+    auto own = store_.ReadOwn(settings_.consumer, room);
+    THUMBMILL_FEED_CHECK(own.status());
+    room -= std::min(room, own->size());
+    Accept(std::move(*own), false);
+    if (room > 0 && !ClaimFromDeadSiblings(room)) return false;
+    siblings_checked_ = true;
+    return true;
+  }
+  if (now >= next_claim_) {
+    auto claimed = store_.ClaimIdle(settings_.consumer, settings_.claim_idle, room, claim_cursor_);
+    THUMBMILL_FEED_CHECK(claimed.status());
+    next_claim_ = now + std::min(milliseconds(1000), std::max(milliseconds(100), settings_.claim_idle / 4));
+    if (!claimed->empty()) {
+      Accept(std::move(*claimed), true);
+      return true;
+    }
+  }
+  bool pending_work = false;
+  {
+    std::lock_guard lock(mu_);
+    pending_work = !settled_.empty() || !to_release_.empty();
+  }
+  auto fresh = store_.ReadNew(settings_.consumer, room, pending_work ? milliseconds(0) : kReadBlock);
+  THUMBMILL_FEED_CHECK(fresh.status());
+  if (!fresh->empty()) {
+    Accept(std::move(*fresh), false);
+    return true;
+  }
+  bool nothing_held = false;
+  {
+    std::lock_guard lock(mu_);
+    nothing_held = held_.empty() && settled_.empty() && to_release_.empty();
+  }
+  if (nothing_held && !settings_.follow && Clock::now() >= next_drain_check_) {
+    next_drain_check_ = Clock::now() + kDrainCheckEvery;
+    auto drained = store_.Drained();
+    THUMBMILL_FEED_CHECK(drained.status());
+    if (*drained) {
+      {
+        std::lock_guard lock(mu_);
+        drained_ = true;
+      }
+      Wake();
+    }
+  }
+  return true;
+}
+
+void RedisFeed::Accept(std::vector<BatchJob> jobs, bool claimed) {
+  if (jobs.empty()) return;
+  {
+    std::lock_guard lock(mu_);
+    const auto now = Clock::now();
+    for (BatchJob& job : jobs) {
+      if (held_.count(job.id)) continue;  // ours already (claimed back from ourselves)
+      ++tally_.taken;
+      if (claimed) ++tally_.claimed;
+      SourceLine line = parse_source_line(job.text, job.line);
+      if (!job.display.empty()) line.display = job.display;
+      line.ticket = job.id;
+      if (job.deliveries > settings_.max_deliveries) {
+        // Every node that took it before died holding it: it is not tried
+        // again (it would take this node down too).
+        SourceResult r;
+        r.url = line.display;
+        r.line = line.line_number;
+        r.code = Code::kPoison;
+        r.error = "poison: taken " + std::to_string(job.deliveries - 1) +
+                  " times by nodes that stopped before finishing it (--max-deliveries " +
+                  std::to_string(settings_.max_deliveries) + ")";
+        r.ticket = job.id;
+        Completion c{job.id, ReportWriter::ToJson(r), "failed", true, job};
+        std::string id = job.id;
+        held_.emplace(std::move(id), Held{std::move(job), now});
+        settled_.push_back(std::move(c));
+        ++tally_.poison;
+        notices_.push_back("thumbmill: failed: " + r.url + ": " + r.error + " [poison]");
+        continue;
+      }
+      std::string id = job.id;  // not job.id: the Held is made (and job moved) first
+      held_.emplace(std::move(id), Held{std::move(job), now});
+      ready_.push_back(std::move(line));
+    }
+  }
+  Wake();
+}
+
+bool RedisFeed::FlushSettled() {
+  std::vector<Completion> completions;
+  std::vector<BatchJob> releases;
+  {
+    std::lock_guard lock(mu_);
+    completions.swap(settled_);
+    releases.swap(to_release_);
+  }
+  auto put_back = [&] {
+    std::lock_guard lock(mu_);
+    settled_.insert(settled_.begin(), completions.begin(), completions.end());
+    to_release_.insert(to_release_.begin(), releases.begin(), releases.end());
+  };
+  if (!completions.empty()) {
+    auto recorded = store_.Complete(settings_.consumer, completions);
+    if (!recorded.ok()) {
+      put_back();
+      THUMBMILL_FEED_CHECK(recorded.status());
+    }
+    std::lock_guard lock(mu_);
+    for (std::size_t i = 0; i < completions.size(); ++i) {
+      held_.erase(completions[i].id);
+      if ((*recorded)[i]) {
+        ++tally_.recorded;
+      } else {
+        ++tally_.superseded;
+      }
+    }
+    completions.clear();
+  }
+  if (!releases.empty()) {
+    if (Status st = store_.Release(releases); !st.ok()) {
+      put_back();
+      THUMBMILL_FEED_CHECK(st);
+    }
+    std::lock_guard lock(mu_);
+    for (const BatchJob& j : releases) held_.erase(j.id);
+    tally_.released += releases.size();
+  }
+  cv_.notify_all();  // Close may be waiting for the last of them
+  return true;
+}
+
+bool RedisFeed::TouchHeld() {
+  std::vector<std::string> ids;
+  const auto now = Clock::now();
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [id, h] : held_)
+      if (now - h.touched >= settings_.claim_idle / 3) ids.push_back(id);
+  }
+  if (ids.empty()) return true;
+  auto lost = store_.Touch(settings_.consumer, ids);
+  THUMBMILL_FEED_CHECK(lost.status());
+  std::lock_guard lock(mu_);
+  for (const std::string& id : ids)
+    if (auto it = held_.find(id); it != held_.end()) it->second.touched = now;
+  return true;
+}
+
+bool RedisFeed::Beat(const char* state) {
+  std::string json;
+  {
+    std::lock_guard lock(mu_);
+    json = NodeJson(state);
+  }
+  THUMBMILL_FEED_CHECK(store_.Heartbeat(settings_.consumer, json).status());
+  return true;
+}
+
+bool RedisFeed::ClaimFromDeadSiblings(std::size_t room) {
+  auto beat_ms = store_.Heartbeat(settings_.consumer, [this] {
+    std::lock_guard lock(mu_);
+    return NodeJson("working");
+  }());
+  THUMBMILL_FEED_CHECK(beat_ms.status());
+  auto nodes = store_.Nodes();
+  THUMBMILL_FEED_CHECK(nodes.status());
+  for (const BatchStore::NodeBeat& n : *nodes) {
+    if (room == 0) break;
+    if (n.name == settings_.consumer) continue;
+    const nlohmann::json j = nlohmann::json::parse(n.json, nullptr, false);
+    if (!j.is_object() || j.value("host", "") != settings_.host) continue;
+    if (*beat_ms - n.beat_ms < kSiblingSilentMs || !sibling_gone(j)) continue;
+    auto jobs = store_.ClaimFrom(settings_.consumer, n.name, room);
+    THUMBMILL_FEED_CHECK(jobs.status());
+    if (!jobs->empty())
+      Notice("thumbmill: taking over " + std::to_string(jobs->size()) + " sources from " + n.name +
+             ", an earlier node of this machine that is gone");
+    room -= std::min(room, jobs->size());
+    Accept(std::move(*jobs), true);
+  }
+  return true;
+}
+
+Status RedisFeed::Close(milliseconds deadline) {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+    // Read but never handed to the loop: back to the batch.
+    while (!ready_.empty()) {
+      auto it = held_.find(ready_.front().ticket);
+      if (it != held_.end()) to_release_.push_back(it->second.job);
+      ready_.pop_front();
+    }
+  }
+  cv_.notify_all();
+  std::size_t left = 0;
+  {
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, deadline, [this] { return stop_ || (settled_.empty() && to_release_.empty()); });
+    left = settled_.size() + to_release_.size();
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  if (!store_.broken()) {
+    std::string json;
+    {
+      std::lock_guard lock(mu_);
+      json = NodeJson("left");
+    }
+    (void)store_.Heartbeat(settings_.consumer, json);
+    (void)store_.Retire(settings_.consumer);
+  }
+  std::lock_guard lock(mu_);
+  if (!status_.ok()) return status_;
+  if (left)
+    return Status(Code::kNetwork, std::to_string(left) +
+                                      " results could not be sent to redis; their sources stay pending and "
+                                      "another node will take them after --claim-idle");
+  return Status::Ok();
+}
+
+}  // namespace thumbmill
