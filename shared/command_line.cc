@@ -375,7 +375,7 @@ Examples:
 
 Many machines on one batch (Redis):
   coordinator --queue redis://HOST:6379/june urls.txt --enqueue
-  coordinator --queue redis://HOST:6379/june --out s3://thumbs/t/   (each machine)
+  coordinator --queue redis://HOST:6379/june --out s3://thumbs/t/  # each node
   coordinator --queue redis://HOST:6379/june --status
   coordinator --queue redis://HOST:6379/june --report june.jsonl)";
 

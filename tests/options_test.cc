@@ -100,6 +100,11 @@ Options unusual_options() {
   o.upload_queue_mb = 9;
   o.upload_attempts = 2;
   o.cache_control = "max-age=60";
+  o.queue_url = "redis://:pw@127.0.0.1:6390/june";
+  o.enqueue = true;
+  o.follow = true;
+  o.claim_idle_s = 7;
+  o.max_deliveries = 5;
   o.s3_flags = {"http://127.0.0.1:1", "eu-west-3", true};
   o.s3.endpoint = "http://127.0.0.1:2";
   o.s3.region = "eu-west-1";
@@ -128,6 +133,12 @@ void check_same_fields(const Options& a, const Options& b) {
   CHECK(a.upload_queue_mb == b.upload_queue_mb);
   CHECK(a.upload_attempts == b.upload_attempts);
   CHECK(a.cache_control == b.cache_control);
+  CHECK(a.queue_url == b.queue_url);
+  CHECK(a.enqueue == b.enqueue);
+  CHECK(a.batch_status == b.batch_status);
+  CHECK(a.follow == b.follow);
+  CHECK(a.claim_idle_s == b.claim_idle_s);
+  CHECK(a.max_deliveries == b.max_deliveries);
   CHECK(a.s3_flags.endpoint == b.s3_flags.endpoint);
   CHECK(a.s3_flags.region == b.s3_flags.region);
   CHECK(a.s3_flags.path_style == b.s3_flags.path_style);
@@ -172,7 +183,7 @@ void check_same_fields(const Options& a, const Options& b) {
 
 // Options has this many fields; check_same_fields and the JSON must cover
 // them all. Update all three together.
-constexpr std::size_t kOptionFields = 45;
+constexpr std::size_t kOptionFields = 51;
 
 }  // namespace
 
@@ -342,13 +353,34 @@ TEST_CASE("every flag reaches its field") {
                         "--upload-attempts", "2", "--cache-control", "max-age=60", "--s3-endpoint",
                         "http://127.0.0.1:1", "--s3-region", "eu-west-3", "--s3-path-style", "--fit", "cover",
                         "--crop", "attention", "--upscale", "--keep", "exif,xmp", "--no-rotate", "--profile",
-                        "p3", "--progressive", "--optimize-coding", "--effort", "5", "--lossless", "--ext", "png,.JXL", "urls.txt"});
+                        "p3", "--progressive", "--optimize-coding", "--effort", "5", "--lossless", "--ext", "png,.JXL",
+                        "--queue", "redis://:pw@127.0.0.1:6390/june", "--enqueue", "--follow", "--claim-idle", "7",
+                        "--max-deliveries", "5", "urls.txt"});
   // --out names a directory or a bucket (tested below), and `s3` is what
   // the coordinator resolves from flags, environment and profiles.
   const Options want = unusual_options();
   o.out_s3 = want.out_s3;
   o.s3 = want.s3;
   check_same_fields(o, want);
+}
+
+TEST_CASE("--queue: which commands need it, and what each takes") {
+  // Parsed fine; refused by finalize_options, as a coordinator does next.
+  const auto finalize_error = [](std::vector<std::string> args) {
+    Run result = run(std::move(args));
+    REQUIRE(result.parsed.error.empty());
+    return finalize_options(result.parsed.options).message();
+  };
+  CHECK(finalize_error({"--enqueue", "urls.txt"}) == "--enqueue needs --queue redis://HOST:PORT/BATCH");
+  CHECK(finalize_error({"--status", "urls.txt"}) == "--status needs --queue redis://HOST:PORT/BATCH");
+  CHECK(finalize_error({"--queue", "redis://127.0.0.1/b", "--enqueue"}).find("--enqueue: name what to add") == 0);
+  CHECK(finalize_error({"--queue", "redis://127.0.0.1/b", "urls.txt"}).find("with --queue, sources are added with --enqueue") == 0);
+  CHECK(finalize_error({"--queue", "redis://127.0.0.1/b", "--status", "--enqueue", "u.txt"}) ==
+        "--enqueue and --status: one at a time");
+  CHECK(parse_error({"--queue", "redis://127.0.0.1/b", "--claim-idle", "0"}).find("--claim-idle") != std::string::npos);
+  // A node names no inputs; its --status and --report need none either.
+  CHECK(parse_ok({"--queue", "redis://127.0.0.1/b"}).inputs.empty());
+  CHECK(parse_ok({"--queue", "redis://127.0.0.1/b", "--status"}).batch_status);
 }
 
 TEST_CASE("flags take --flag=value, and LIST may come first") {
