@@ -151,7 +151,10 @@ int coordinator_main(int argc, char** argv, const PipelineMaker& make_pipeline) 
     node = feed.get();
     *list = std::move(feed);
   }
-  run_loop::Coordinator coordinator(options, *pipeline, **list, *report, std::move(s3_out));
+  // Nodes of a batch that share an --out bucket claim its names in Redis.
+  std::unique_ptr<RedisStemClaims> shared_claims;
+  if (batch && options.out_is_s3()) shared_claims = std::make_unique<RedisStemClaims>(*batch_address, options.out_s3);
+  run_loop::Coordinator coordinator(options, *pipeline, **list, *report, std::move(s3_out), shared_claims.get());
   int code = coordinator.Run();
   if (node) {
     // Results still on their way go out; sources read but not started go back.

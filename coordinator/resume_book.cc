@@ -2,13 +2,14 @@
 
 namespace thumbmill {
 
-ResumeBook::ResumeBook(const Options& options, std::shared_ptr<const S3OutputIndex> s3)
+ResumeBook::ResumeBook(const Options& options, std::shared_ptr<const S3OutputIndex> s3, SharedStemClaims* shared)
     : options_(options),
       plan_(options),
       manifest_(options.out_dir, options.fsync),
       claims_(options.out_dir),
       fingerprint_(options_fingerprint(options)),
-      s3_(std::move(s3)) {}
+      s3_(std::move(s3)),
+      shared_(shared) {}
 
 Result<ResumeBook::Entry> ResumeBook::Admit(const SourceLine& line) {
   const std::string& location = line.location;
@@ -19,7 +20,8 @@ Result<ResumeBook::Entry> ResumeBook::Admit(const SourceLine& line) {
   auto claim = [&](const std::string& c) -> Result<bool> {
     if (!s3_) return claims_.Claim(c, location);
     const auto owner = s3_->StemOwner(c);
-    return !owner || *owner == location;
+    if (owner && *owner != location) return false;
+    return shared_ ? shared_->Claim(c, location) : Result<bool>(true);
   };
   auto stem = stems_.Allocate(location, claim, record ? record->stem : std::string(), plan_.stem_base(location));
   if (!stem.ok()) return stem.status();

@@ -18,6 +18,7 @@
 
 #include "coordinator/report.h"
 #include "coordinator/s3_output_index.h"
+#include "coordinator/shared_stem_claims.h"
 #include "shared/fetch_facts.h"
 #include "shared/manifest.h"
 #include "shared/options.h"
@@ -32,7 +33,11 @@ class ResumeBook {
  public:
   /// `s3`: what the --out bucket holds (REQUIRES: given when the output is a
   /// bucket, and only then).
-  explicit ResumeBook(const Options& options, std::shared_ptr<const S3OutputIndex> s3 = nullptr);
+  /// `shared`: the stem claims of writers sharing the --out bucket at once
+  /// (nodes of a batch; shared_stem_claims.h), consulted after `s3`'s
+  /// records; null when this run is the bucket's only writer.
+  explicit ResumeBook(const Options& options, std::shared_ptr<const S3OutputIndex> s3 = nullptr,
+                      SharedStemClaims* shared = nullptr);
 
   enum class Verdict {
     kRedo,       // make it (again)
@@ -51,7 +56,7 @@ class ResumeBook {
   /// Names a well-formed source and judges it (with --force: always kRedo,
   /// names kept). An error when no stem could be claimed (the output
   /// directory's claims cannot be read or written).
-  /// REQUIRES: each source once per run (the allocator's contract).
+  /// A source admitted again (a batch job handed back) keeps its stem.
   Result<Entry> Admit(const SourceLine& line);
 
   /// The outputs a record names, as the report lists them.
@@ -80,6 +85,7 @@ class ResumeBook {
   StemAllocator stems_;
   const std::string fingerprint_;
   std::shared_ptr<const S3OutputIndex> s3_;
+  SharedStemClaims* shared_ = nullptr;
 };
 
 }  // namespace thumbmill

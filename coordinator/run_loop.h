@@ -88,15 +88,17 @@ class Coordinator {
  public:
   /// `s3_out`: what the --out bucket holds (REQUIRES: given with an --out
   /// bucket, and only then).
+  /// `shared_claims`: see ResumeBook (null unless a batch's nodes share an
+  /// --out bucket).
   Coordinator(const Options& options, Pipeline& pipeline, SourceFeed& list, ReportWriter& report,
-              std::shared_ptr<const S3OutputIndex> s3_out = nullptr)
+              std::shared_ptr<const S3OutputIndex> s3_out = nullptr, SharedStemClaims* shared_claims = nullptr)
       : options_(options),
         pipe_(pipeline),
         queue_(*pipeline.queue),
         uploads_(pipeline.upload_queue ? &*pipeline.upload_queue : nullptr),
         list_(list),
         report_(report),
-        book_(options, std::move(s3_out)) {}
+        book_(options, std::move(s3_out), shared_claims) {}
 
   int Run();
   /// Children left running because they cannot be stopped (threads stuck

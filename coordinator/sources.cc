@@ -42,18 +42,11 @@ void Coordinator::Admit(SourceLine line) {
     Conclude(r);
     return;
   }
-  if (!seen_.insert(stable_hash(line.location)).second) {
+  // A batch adds each source once (by digest) and its feed hands out each
+  // job once, so a batch's sources are not checked here: one handed back
+  // (its stem could not be claimed yet) may come again, and must.
+  if (line.ticket.empty() && !seen_.insert(stable_hash(line.location)).second) {
     ++totals_.duplicates;
-    if (!line.ticket.empty()) {
-      // A batch adds each source once, so this is the same source under a
-      // second job: it ends with the first one's outputs, as skipped.
-      SourceResult r;
-      r.url = line.display;
-      r.line = line.line_number;
-      r.ok = r.skipped = true;
-      r.ticket = line.ticket;
-      list_.Settle(r);
-    }
     return;
   }
   ++totals_.sources_read;
@@ -64,7 +57,10 @@ void Coordinator::Admit(SourceLine line) {
   auto entry = book_.Admit(s.line);
   if (!entry.ok()) {
     SourceResult r = ResultFor(s);
-    r.code = Code::kIoError;
+    // A registry of names out of reach now (a batch's Redis restarting) is
+    // no fault of the source: it ends as not started, and a batch hands it
+    // back for later.
+    r.code = entry.status().code() == Code::kNetwork ? Code::kInterrupted : Code::kIoError;
     r.error = "cannot name its outputs: " + entry.status().message();
     Conclude(r);
     return;

@@ -120,7 +120,10 @@ std::string StemAllocator::Allocate(std::string_view source) {
   // (they would collide on a case-insensitive file system). The set holds
   // hashes: two different stems with equal hashes only cost one a suffix,
   // never a shared name.
-  const auto claim = [this](const std::string& stem) { return taken_.insert(stable_hash(lowercase(stem))).second; };
+  const std::uint64_t who = stable_hash(source);
+  const auto claim = [this, who](const std::string& stem) {
+    return taken_.try_emplace(stable_hash(lowercase(stem)), who).first->second == who;
+  };
   const std::string stem = sanitize_stem(source);
   if (claim(stem)) return stem;
   std::string input(source);
@@ -133,16 +136,17 @@ std::string StemAllocator::Allocate(std::string_view source) {
 
 Result<std::string> StemAllocator::Allocate(std::string_view source, const StemClaimFn& claim,
                                             const std::string& preferred, const std::string& base) {
-  // A candidate is ours when no earlier source of this run has it and the
+  // A candidate is ours when no other source of this run has it and the
   // claim says it is this source's. Only stems handed out enter `taken_`:
   // one owned on disk by a source not in this run may still be the stem of
   // a later source of this run that owns it.
+  const std::uint64_t who = stable_hash(source);
   const auto try_stem = [&](const std::string& stem) -> Result<bool> {
     const std::uint64_t key = stable_hash(lowercase(stem));
-    if (taken_.count(key)) return false;
+    if (auto it = taken_.find(key); it != taken_.end() && it->second != who) return false;
     auto ours = claim(stem);
     if (!ours.ok() || !*ours) return ours;
-    taken_.insert(key);
+    taken_.emplace(key, who);
     return true;
   };
   if (!preferred.empty()) {

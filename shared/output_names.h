@@ -20,7 +20,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
-#include <unordered_set>
+#include <unordered_map>
 
 #include "shared/options.h"
 #include "shared/status.h"
@@ -47,8 +47,9 @@ std::uint64_t stable_hash(std::string_view bytes);
 /// the output directory's StemClaims, so names hold across runs.)
 using StemClaimFn = std::function<Result<bool>(const std::string& stem)>;
 
-/// Hands out unique stems over a whole run. Memory: one 64-bit hash per
-/// stem handed out.
+/// Hands out unique stems over a whole run. Memory: two 64-bit hashes per
+/// stem handed out. A source named again (a batch job handed back and taken
+/// again) gets the stem it had.
 class StemAllocator {
  public:
   /// As Allocate(source), but a candidate stem is also offered to `claim`
@@ -65,12 +66,10 @@ class StemAllocator {
   /// else "<stem>-<low 32 bits of stable_hash(source), 8 lowercase hex>"; if
   /// that is taken too, the hash of source + "#1", "#2", ... until one is
   /// free. The same sequence of sources always yields the same stems.
-  /// REQUIRES: each source is passed at most once (the coordinator drops
-  /// duplicate sources before naming them).
   std::string Allocate(std::string_view source);
 
  private:
-  std::unordered_set<std::uint64_t> taken_;
+  std::unordered_map<std::uint64_t, std::uint64_t> taken_;  // stem -> its source (hashes)
 };
 
 /// "<stem>_<size label>.<ext>", e.g. "cat_200.jpg" or "cat_200x150.webp".

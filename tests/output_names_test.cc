@@ -397,4 +397,26 @@ TEST_CASE("--name: a template without {stem} is keyed by {hash}, unique like ste
   CHECK(t->Expand({*other, b, {64, 0}, Format::kJpeg}) == "64/" + *other + ".jpg");
 }
 
+TEST_CASE("StemAllocator: a source named again keeps its stem; another source never gets it") {
+  // A batch job handed back (its stem could not be claimed in time) is
+  // named again when it comes back, and must land on the same files.
+  StemAllocator plain;
+  const std::string first = plain.Allocate("http://127.0.0.1/a/cat.jpg");
+  const std::string other = plain.Allocate("http://127.0.0.1/b/cat.jpg");
+  CHECK(first != other);
+  CHECK(plain.Allocate("http://127.0.0.1/a/cat.jpg") == first);
+  CHECK(plain.Allocate("http://127.0.0.1/b/cat.jpg") == other);
+
+  StemAllocator claimed;
+  const auto always = [](const std::string&) -> Result<bool> { return true; };
+  auto a = claimed.Allocate("http://127.0.0.1/a/cat.jpg", always);
+  auto b = claimed.Allocate("http://127.0.0.1/b/cat.jpg", always);
+  auto again = claimed.Allocate("http://127.0.0.1/a/cat.jpg", always);
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  REQUIRE(again.ok());
+  CHECK(*a != *b);
+  CHECK(*again == *a);
+}
+
 }  // namespace thumbmill

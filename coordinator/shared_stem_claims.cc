@@ -1,0 +1,45 @@
+#include "coordinator/shared_stem_claims.h"
+
+#include <algorithm>
+#include <cctype>
+
+#include "coordinator/redis_batch.h"
+
+namespace thumbmill {
+namespace {
+
+// KEYS: the claims hash. ARGV: stem (lowercased), source. 1: the source's.
+const RedisScript kClaim(R"lua(
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then return 1 end
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return 1 end
+return 0
+)lua");
+
+std::string lowercase(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
+  return out;
+}
+
+}  // namespace
+
+RedisStemClaims::RedisStemClaims(RedisAddress address, const std::string& target)
+    : address_(std::move(address)), key_("thumbmill:stems:{" + target + "}") {}
+
+Result<bool> RedisStemClaims::Claim(std::string_view stem, std::string_view source) {
+  // One try on the connection there is, one on a new one: a server restarted
+  // since the last claim is not a failure of this source.
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (!conn_ || conn_->broken()) {
+      auto c = RedisConnection::Connect(address_, kRedisTimeout);
+      if (!c.ok()) return c.status();
+      conn_ = std::make_unique<RedisConnection>(std::move(*c));
+    }
+    auto r = conn_->Eval(kClaim, {key_}, {lowercase(stem), std::string(source)});
+    if (r.ok()) return r->integer() == 1;
+    if (r.status().code() != Code::kNetwork || attempt == 1) return r.status();
+  }
+  return Status(Code::kInternal, "unreachable");
+}
+
+}  // namespace thumbmill
