@@ -16,6 +16,8 @@
 #include "coordinator/inputs.h"
 #include "coordinator/report.h"
 #include "shared/checked_file.h"
+#include "shared/manifest.h"
+#include "shared/output_plan.h"
 
 namespace thumbmill {
 namespace {
@@ -153,6 +155,26 @@ std::string format_node_summary(const NodeTally& t, const std::string& batch) {
   if (t.poison) out += ", " + std::to_string(t.poison) + " poison";
   if (t.reconnects) out += ", reconnected " + std::to_string(t.reconnects) + " times";
   return out + "\n";
+}
+
+Status agree_on_output(const Options& options, BatchStore& store) {
+  // A directory is not compared: machines may mount one share at different paths.
+  const nlohmann::json mine = {{"options", options_fingerprint(options)},
+                               {"name", OutputPlan(options).name_template().text()},
+                               {"out", options.out_is_s3() ? options.out_s3 : "a directory"}};
+  auto agreed = store.AgreeOnOutput(mine.dump());
+  if (!agreed.ok()) return agreed.status();
+  if (*agreed == mine.dump()) return Status::Ok();
+  const nlohmann::json first = nlohmann::json::parse(*agreed, nullptr, false);
+  std::string differs;
+  for (const char* key : {"options", "name", "out"}) {
+    if (!first.is_object() || first.value(key, "") != mine.value(key, ""))
+      differs += std::string(differs.empty() ? "" : "; ") + key + ": the batch has '" +
+                 (first.is_object() ? first.value(key, "?") : "?") + "', this node '" + mine.value(key, "") + "'";
+  }
+  return Status(Code::kInvalidArgument, "batch " + store.address().batch +
+                                            " is made with other settings than this node's (" + differs +
+                                            "): give its nodes the same options, or use another batch name");
 }
 
 int enqueue_inputs(const Options& options, BatchStore& store) {

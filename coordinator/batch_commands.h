@@ -21,6 +21,11 @@ int export_batch_report(BatchStore& store, const std::string& path);
 /// The node's lines after the run's summary: what it took and recorded.
 std::string format_node_summary(const NodeTally& tally, const std::string& batch);
 
+/// Checks that this node makes the batch's thumbnails as its first node
+/// did (sizes, formats, quality, image options, names, the --out bucket);
+/// kInvalidArgument saying what differs otherwise.
+Status agree_on_output(const Options& options, BatchStore& store);
+
 /// This node's name and settings (consumer "host:pid").
 NodeSettings node_settings(const Options& options, const RedisAddress& address);
 

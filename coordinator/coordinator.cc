@@ -91,6 +91,10 @@ int coordinator_main(int argc, char** argv, const PipelineMaker& make_pipeline) 
       std::fprintf(stderr, "thumbmill: fatal: --queue %s: %s\n", address->display().c_str(), st.message().c_str());
       return kExitFatal;
     }
+    if (Status st = agree_on_output(options, *store); !st.ok()) {
+      std::fprintf(stderr, "thumbmill: %s\n", st.ToString().c_str());
+      return st.code() == Code::kInvalidArgument ? kExitUsage : kExitFatal;
+    }
     batch.emplace(std::move(*store));
     batch_address = *address;
   }

@@ -216,6 +216,7 @@ BatchKeys::BatchKeys(const std::string& batch) {
   nodes = p + "nodes";
   beats = p + "beats";
   enqueuers = p + "enqueuers";
+  meta = p + "meta";
 }
 
 long long BatchCounts::waiting() const { return std::max(0LL, enqueued - done() - pending); }
@@ -243,6 +244,15 @@ Status BatchStore::EnsureGroup() {
   auto r = conn_.Command({"XGROUP", "CREATE", keys_.jobs, BatchKeys::kGroup, "0", "MKSTREAM"});
   if (!r.ok() && r.status().message().find("BUSYGROUP") == std::string::npos) return r.status();
   return Status::Ok();
+}
+
+Result<std::string> BatchStore::AgreeOnOutput(const std::string& mine) {
+  auto set = conn_.Command({"HSETNX", keys_.meta, "output", mine});
+  if (!set.ok()) return set.status();
+  if (set->integer() == 1) return mine;
+  auto first = conn_.Command({"HGET", keys_.meta, "output"});
+  if (!first.ok()) return first.status();
+  return std::string(first->str());
 }
 
 void BatchStore::AppendAdd(const std::vector<Entry>& entries) {

@@ -18,6 +18,8 @@
 //   thumbmill:{B}:beats      sorted set node -> server time of that beat
 //   thumbmill:{B}:enqueuers  sorted set enqueuer -> lease expiry (ms): a
 //                            batch is not drained while one is adding
+//   thumbmill:{B}:meta       hash: "output", what the batch's thumbnails
+//                            are (set by its first node, kept by the rest)
 //
 // The {B} hash tag keeps a batch's keys in one slot of a Redis Cluster, so
 // each script touches one node.
@@ -44,7 +46,7 @@ namespace thumbmill {
 
 struct BatchKeys {
   explicit BatchKeys(const std::string& batch);
-  std::string jobs, results, dead, seen, stats, nodes, beats, enqueuers;
+  std::string jobs, results, dead, seen, stats, nodes, beats, enqueuers, meta;
   static constexpr const char* kGroup = "thumbmill";
 };
 
@@ -98,6 +100,9 @@ class BatchStore {
 
   /// The stream and its consumer group exist (made when missing).
   Status EnsureGroup();
+  /// What the batch's outputs are: `mine` when this is the first node to
+  /// say, else what the first said (nodes of one batch must agree).
+  Result<std::string> AgreeOnOutput(const std::string& mine);
 
   /// Adds sources: each (digest, job) once; a malformed line is recorded
   /// straight away as a failed result (`failed_json`). Pipelined: call
