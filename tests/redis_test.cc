@@ -2,8 +2,10 @@
 // (coordinator/redis_batch.h) against a real redis-server on loopback.
 #include <doctest/doctest.h>
 
+#include "coordinator/batch_commands.h"
 #include "coordinator/redis_batch.h"
 #include "coordinator/redis_client.h"
+#include "coordinator/shared_stem_claims.h"
 #include "tests/redis_test_server.h"
 #include "tests/skip.h"
 
@@ -62,6 +64,57 @@ TEST_CASE("the test server keeps a batch across a kill and a restart (AOF)") {
   REQUIRE(counts.ok());
   CHECK(counts->enqueued == 1);
   CHECK(counts->unread);
+}
+
+TEST_CASE("RedisStemClaims: nodes sharing a bucket never give one name to two sources") {
+  testing::RedisTestServer redis;
+  if (!redis.available()) THUMBMILL_SKIP(redis.skip_reason());
+  auto address = parse_redis_url(redis.url("claims"));
+  REQUIRE(address.ok());
+  RedisStemClaims node_a(*address, "s3://thumbs/t/"), node_b(*address, "s3://thumbs/t/");
+  RedisStemClaims other_target(*address, "s3://thumbs/u/");
+  auto a = node_a.Claim("cat", "http://127.0.0.1/a/cat.jpg");
+  REQUIRE(a.ok());
+  CHECK(*a);
+  auto b = node_b.Claim("CAT", "http://127.0.0.1/b/cat.jpg");  // without case, as on disk
+  REQUIRE(b.ok());
+  CHECK_FALSE(*b);
+  auto again = node_b.Claim("cat", "http://127.0.0.1/a/cat.jpg");  // the owner, from any node
+  REQUIRE(again.ok());
+  CHECK(*again);
+  auto elsewhere = other_target.Claim("cat", "http://127.0.0.1/b/cat.jpg");  // another prefix: free
+  REQUIRE(elsewhere.ok());
+  CHECK(*elsewhere);
+  // A restarted server (AOF) still knows; the claimer connects again by itself.
+  redis.Kill();
+  auto down = node_b.Claim("dog", "http://127.0.0.1/b/dog.jpg");
+  REQUIRE_FALSE(down.ok());
+  CHECK(down.status().code() == Code::kNetwork);
+  redis.Restart();
+  auto after = node_b.Claim("cat", "http://127.0.0.1/b/cat.jpg");
+  REQUIRE(after.ok());
+  CHECK_FALSE(*after);
+}
+
+TEST_CASE("agree_on_output: every node of a batch makes the same thumbnails") {
+  testing::RedisTestServer redis;
+  if (!redis.available()) THUMBMILL_SKIP(redis.skip_reason());
+  auto address = parse_redis_url(redis.url("agree"));
+  REQUIRE(address.ok());
+  auto store = BatchStore::Connect(*address);
+  REQUIRE(store.ok());
+  Options first;
+  first.out_s3 = "s3://thumbs/t/";
+  CHECK(agree_on_output(first, *store).ok());
+  CHECK(agree_on_output(first, *store).ok());  // the same again
+  Options sizes = first;
+  sizes.sizes = {{100, 0}};
+  const Status differs = agree_on_output(sizes, *store);
+  CHECK(differs.code() == Code::kInvalidArgument);
+  CHECK(differs.message().find("sizes=100") != std::string::npos);
+  Options bucket = first;
+  bucket.out_s3 = "s3://thumbs/other/";
+  CHECK(agree_on_output(bucket, *store).message().find("s3://thumbs/other/") != std::string::npos);
 }
 
 }  // namespace
