@@ -247,7 +247,7 @@ int print_batch_status(BatchStore& store) {
   }
   auto nodes = store.Nodes();
   auto pending = store.PendingByConsumer();
-  auto recent = store.ResultsSince(c.server_ms - 60000, 1000000);
+  auto recent = store.RecentRate(c.server_ms);
   if (!nodes.ok() || !pending.ok() || !recent.ok()) {
     std::fprintf(stderr, "thumbmill: fatal: cannot read the batch's nodes and results\n");
     return kExitFatal;
@@ -259,7 +259,7 @@ int print_batch_status(BatchStore& store) {
   const bool drained = c.exists && c.pending == 0 && !c.unread && c.enqueuers == 0;
   std::printf("  state      %s%s\n", drained ? "drained" : "working",
               c.enqueuers ? (", " + std::to_string(c.enqueuers) + " enqueuer(s) adding").c_str() : "");
-  std::printf("  rate       %.1f sources/s over the last minute\n", static_cast<double>(*recent) / 60.0);
+  std::printf("  rate       %.1f sources/s over the last minute\n", *recent);
   std::printf("  nodes      %zu\n", nodes->size());
   for (const BatchStore::NodeBeat& n : *nodes) {
     const nlohmann::json j = nlohmann::json::parse(n.json, nullptr, false);

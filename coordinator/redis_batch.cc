@@ -33,9 +33,11 @@ end
 return added
 )lua");
 
-// Completes one job. KEYS: jobs, results, stats, dead. ARGV: group, id,
-// result JSON, outcome, node, and for a poison job: text, line, deliveries.
-// Returns 1 when this completion is the one recorded.
+// Completes one job. KEYS: jobs, results, stats, dead, ticks. ARGV: group,
+// id, result JSON, outcome, node, and for a poison job: text, line,
+// deliveries. Returns 1 when this completion is the one recorded. `ticks`
+// counts results per 10 s of server time (the last two minutes kept), for
+// the rate --status shows.
 const RedisScript kComplete(R"lua(
 if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
 redis.call('XADD', KEYS[2], '*', 'job', ARGV[2], 'node', ARGV[5], 'r', ARGV[3])
@@ -44,6 +46,9 @@ if ARGV[6] then
   redis.call('XADD', KEYS[4], '*', 'job', ARGV[2], 's', ARGV[6], 'n', ARGV[7], 'deliveries', ARGV[8])
   redis.call('HINCRBY', KEYS[3], 'poison', 1)
 end
+local tick = math.floor(tonumber(redis.call('TIME')[1]) / 10)
+redis.call('HINCRBY', KEYS[5], tick, 1)
+redis.call('HDEL', KEYS[5], tick - 12)
 return 1
 )lua");
 
@@ -217,6 +222,7 @@ BatchKeys::BatchKeys(const std::string& batch) {
   beats = p + "beats";
   enqueuers = p + "enqueuers";
   meta = p + "meta";
+  ticks = p + "ticks";
 }
 
 long long BatchCounts::waiting() const { return std::max(0LL, enqueued - done() - pending); }
@@ -354,7 +360,7 @@ Result<std::vector<bool>> BatchStore::Complete(const std::string& node, const st
       args.push_back(std::to_string(c.job.line));
       args.push_back(std::to_string(c.job.deliveries));
     }
-    conn_.AppendEval(kComplete, {keys_.jobs, keys_.results, keys_.stats, keys_.dead}, args);
+    conn_.AppendEval(kComplete, {keys_.jobs, keys_.results, keys_.stats, keys_.dead, keys_.ticks}, args);
   }
   std::vector<bool> recorded;
   for (std::size_t i = 0; i < completions.size(); ++i) {
@@ -410,8 +416,9 @@ Result<bool> BatchStore::Drained() {
   return c->exists && c->pending == 0 && !c->unread && c->enqueuers == 0;
 }
 
-Result<std::vector<BatchStore::NodeBeat>> BatchStore::Nodes() {
-  auto beats = conn_.Command({"ZREVRANGE", keys_.beats, "0", "-1", "WITHSCORES"});
+Result<std::vector<BatchStore::NodeBeat>> BatchStore::Nodes(long long min_ms, long long max_ms) {
+  auto beats = conn_.Command({"ZREVRANGEBYSCORE", keys_.beats, max_ms < 0 ? "+inf" : std::to_string(max_ms),
+                              std::to_string(min_ms), "WITHSCORES"});
   if (!beats.ok()) return beats.status();
   std::vector<NodeBeat> nodes;
   for (std::size_t i = 0; i + 1 < beats->size(); i += 2)
@@ -435,10 +442,17 @@ Result<std::vector<std::pair<std::string, long long>>> BatchStore::PendingByCons
   return out;
 }
 
-Result<long long> BatchStore::ResultsSince(long long since_ms, long long limit) {
-  auto r = conn_.Command({"XRANGE", keys_.results, std::to_string(since_ms), "+", "COUNT", std::to_string(limit)});
+Result<double> BatchStore::RecentRate(long long now_ms) {
+  auto r = conn_.Command({"HGETALL", keys_.ticks});
   if (!r.ok()) return r.status();
-  return static_cast<long long>(r->size());
+  // The six whole 10-second ticks before the current one, and the current.
+  const long long now_tick = now_ms / 10000;
+  long long done = 0;
+  for (std::size_t i = 0; i + 1 < r->size(); i += 2) {
+    const long long tick = (*r)[i].integer();
+    if (tick >= now_tick - 6 && tick <= now_tick) done += (*r)[i + 1].integer();
+  }
+  return done / (60.0 + static_cast<double>(now_ms % 10000) / 1000.0);
 }
 
 Status BatchStore::ForEachResult(const std::function<Status(std::string_view)>& each, std::size_t page) {

@@ -20,6 +20,7 @@
 //                            batch is not drained while one is adding
 //   thumbmill:{B}:meta       hash: "output", what the batch's thumbnails
 //                            are (set by its first node, kept by the rest)
+//   thumbmill:{B}:ticks      hash: results per 10 s of server time
 //
 // The {B} hash tag keeps a batch's keys in one slot of a Redis Cluster, so
 // each script touches one node.
@@ -46,7 +47,7 @@ namespace thumbmill {
 
 struct BatchKeys {
   explicit BatchKeys(const std::string& batch);
-  std::string jobs, results, dead, seen, stats, nodes, beats, enqueuers, meta;
+  std::string jobs, results, dead, seen, stats, nodes, beats, enqueuers, meta, ticks;
   static constexpr const char* kGroup = "thumbmill";
 };
 
@@ -159,13 +160,13 @@ class BatchStore {
     std::string json;
     long long beat_ms = 0;
   };
-  /// Every node's last heartbeat, the most recent first.
-  Result<std::vector<NodeBeat>> Nodes();
+  /// The nodes whose last heartbeat (server ms) lies in [min_ms, max_ms],
+  /// the most recent first (by default every node).
+  Result<std::vector<NodeBeat>> Nodes(long long min_ms = 0, long long max_ms = -1);
   /// Pending jobs per consumer (XPENDING's summary).
   Result<std::vector<std::pair<std::string, long long>>> PendingByConsumer();
-  /// Results completed since server time `since_ms` (for the rate), at most
-  /// `limit` counted.
-  Result<long long> ResultsSince(long long since_ms, long long limit);
+  /// Results per second over the last minute before server time `now_ms`.
+  Result<double> RecentRate(long long now_ms);
   /// Walks the results stream in order, `page` at a time, calling `each`
   /// with each result's JSON line.
   Status ForEachResult(const std::function<Status(std::string_view)>& each, std::size_t page = 1000);

@@ -27,6 +27,7 @@ constexpr milliseconds kDrainCheckEvery{500};
 // --claim-idle. (Its beat is checked too, so a node in another pid namespace
 // that shares the host name is never mistaken for a dead one.)
 constexpr long long kSiblingSilentMs = 3000;
+constexpr milliseconds kSiblingCheckEvery{2000};
 
 std::string boot_id() {
   std::ifstream in("/proc/sys/kernel/random/boot_id");
@@ -151,6 +152,9 @@ std::string RedisFeed::NodeJson(const char* state) const {
 }
 
 void RedisFeed::Run() {
+  // After a failure, the next try waits: 100 ms doubling to 2 s. A lost
+  // connection is made again; a server that answers but cannot serve yet
+  // (LOADING its AOF after a restart) is simply asked again.
   milliseconds backoff{100};
   bool lost_said = false;
   for (;;) {
@@ -158,31 +162,30 @@ void RedisFeed::Run() {
       std::lock_guard lock(mu_);
       if (stop_) return;
     }
+    bool ok = true;
     if (store_.broken()) {
-      if (Status st = store_.Reconnect(); !st.ok()) {
-        std::unique_lock lock(mu_);
-        cv_.wait_for(lock, backoff, [this] { return stop_; });
-        backoff = std::min(backoff * 2, milliseconds(2000));
-        continue;
-      }
-      ++tally_.reconnects;
-      backoff = milliseconds(100);
+      ok = store_.Reconnect().ok();
+      if (ok) ++tally_.reconnects;
+    }
+    if (ok) ok = Turn();
+    if (ok) {
       if (lost_said) Notice("thumbmill: redis: connected again to " + settings_.address.display());
       lost_said = false;
-      {
-        std::lock_guard lock(mu_);
-        connected_ = true;
-      }
+      backoff = milliseconds(100);
+      continue;
     }
-    if (!Turn() && store_.broken() && !lost_said) {
+    {
+      std::lock_guard lock(mu_);
+      if (stop_) return;  // failed for good (status_ says why)
+    }
+    if (!lost_said) {
       lost_said = true;
-      {
-        std::lock_guard lock(mu_);
-        connected_ = false;
-      }
-      Notice("thumbmill: redis: connection to " + settings_.address.display() +
-             " lost; retrying (the sources in hand go on, their results wait)");
+      Notice("thumbmill: redis: " + settings_.address.display() +
+             " out of reach; retrying (the sources in hand go on, their results wait)");
     }
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, backoff, [this] { return stop_; });
+    backoff = std::min(backoff * 2, milliseconds(2000));
   }
 }
 
@@ -235,17 +238,22 @@ bool RedisFeed::Turn() {
 
 bool RedisFeed::TakeJobs(std::size_t room) {
   const auto now = Clock::now();
-  if (!siblings_checked_) {
-    // A node restarted here finishes what it held before anything new:
-    // jobs left under this very name (a pid reused), then those of dead
-    // earlier nodes of this machine.
+  if (!own_read_) {
+    // Jobs left under this very name (a pid reused after a restart).
     auto own = store_.ReadOwn(settings_.consumer, room);
     THUMBMILL_FEED_CHECK(own.status());
-    room -= std::min(room, own->size());
+    own_read_ = true;
     Accept(std::move(*own), false);
-    if (room > 0 && !ClaimFromDeadSiblings(room)) return false;
-    siblings_checked_ = true;
     return true;
+  }
+  if (now >= next_sibling_check_) {
+    // A node restarted here finishes what an earlier node of this machine
+    // held before anything new (and keeps looking a while: that node may
+    // have beaten a moment before it died).
+    next_sibling_check_ = now + kSiblingCheckEvery;
+    const std::size_t before = room;
+    if (!ClaimFromDeadSiblings(room)) return false;
+    if (room < before) return true;  // took some: the next turn looks again
   }
   if (now >= next_claim_) {
     auto claimed = store_.ClaimIdle(settings_.consumer, settings_.claim_idle, room, claim_cursor_);
@@ -396,20 +404,22 @@ bool RedisFeed::Beat(const char* state) {
   return true;
 }
 
-bool RedisFeed::ClaimFromDeadSiblings(std::size_t room) {
+bool RedisFeed::ClaimFromDeadSiblings(std::size_t& room) {
   auto beat_ms = store_.Heartbeat(settings_.consumer, [this] {
     std::lock_guard lock(mu_);
     return NodeJson("working");
   }());
   THUMBMILL_FEED_CHECK(beat_ms.status());
-  auto nodes = store_.Nodes();
+  // Only nodes silent for a few seconds but less than --claim-idle: older
+  // ones' jobs are claimed by ClaimIdle anyway, by any node.
+  auto nodes = store_.Nodes(*beat_ms - settings_.claim_idle.count(), *beat_ms - kSiblingSilentMs);
   THUMBMILL_FEED_CHECK(nodes.status());
   for (const BatchStore::NodeBeat& n : *nodes) {
     if (room == 0) break;
     if (n.name == settings_.consumer) continue;
     const nlohmann::json j = nlohmann::json::parse(n.json, nullptr, false);
-    if (!j.is_object() || j.value("host", "") != settings_.host) continue;
-    if (*beat_ms - n.beat_ms < kSiblingSilentMs || !sibling_gone(j)) continue;
+    if (!j.is_object() || j.value("host", "") != settings_.host || j.value("state", "") == "left") continue;
+    if (!sibling_gone(j)) continue;
     auto jobs = store_.ClaimFrom(settings_.consumer, n.name, room);
     THUMBMILL_FEED_CHECK(jobs.status());
     if (!jobs->empty())

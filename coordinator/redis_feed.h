@@ -85,7 +85,9 @@ class RedisFeed : public SourceFeed {
   void Accept(std::vector<BatchJob> jobs, bool claimed);
   bool TouchHeld();
   bool Beat(const char* state);
-  bool ClaimFromDeadSiblings(std::size_t room);
+  /// Takes over the jobs of dead nodes of this machine; `room` is reduced
+  /// by what was taken.
+  bool ClaimFromDeadSiblings(std::size_t& room);
   void Notice(std::string line);
   void Wake();
   std::string NodeJson(const char* state) const;  // REQUIRES: mu_ held
@@ -109,15 +111,14 @@ class RedisFeed : public SourceFeed {
   bool drained_ = false;
   bool stopping_ = false;  // Close: take nothing more
   bool stop_ = false;      // the thread ends
-  bool connected_ = true;
   Status status_;
   NodeTally tally_;
 
   // The thread's own.
   std::string claim_cursor_ = "0-0";
   std::chrono::steady_clock::time_point next_claim_{}, next_beat_{}, next_touch_{}, next_drain_check_{},
-      next_trim_{};
-  bool siblings_checked_ = false;
+      next_trim_{}, next_sibling_check_{};
+  bool own_read_ = false;
   std::thread thread_;
 };
 
