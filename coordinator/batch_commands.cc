@@ -153,7 +153,7 @@ std::string format_node_summary(const NodeTally& t, const std::string& batch) {
   if (t.superseded) out += ", " + std::to_string(t.superseded) + " completed by another node first (not recorded again)";
   if (t.released) out += ", handed back " + std::to_string(t.released) + " unstarted";
   if (t.poison) out += ", " + std::to_string(t.poison) + " poison";
-  if (t.reconnects) out += ", reconnected " + std::to_string(t.reconnects) + " times";
+  if (t.reconnects) out += ", connections to redis made again: " + std::to_string(t.reconnects);
   return out + "\n";
 }
 
