@@ -66,6 +66,29 @@ TEST_CASE("the test server keeps a batch across a kill and a restart (AOF)") {
   CHECK(counts->unread);
 }
 
+TEST_CASE("AUTH: the URL's password is sent; a wrong or missing one is refused clearly") {
+  testing::RedisTestServer redis("pass word@1");
+  if (!redis.available()) THUMBMILL_SKIP(redis.skip_reason());
+  auto good = parse_redis_url("redis://:pass%20word%401@127.0.0.1:" + std::to_string(redis.port()) + "/b");
+  REQUIRE(good.ok());
+  auto store = BatchStore::Connect(*good);
+  REQUIRE_MESSAGE(store.ok(), store.status().message());
+  CHECK(store->EnsureGroup().ok());
+  auto wrong = *good;
+  wrong.password = "nope";
+  auto refused = BatchStore::Connect(wrong);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.status().code() == Code::kInvalidArgument);
+  CHECK(refused.status().message().find("refused the password") != std::string::npos);
+  auto none = *good;
+  none.password.clear();
+  auto anonymous = BatchStore::Connect(none);
+  REQUIRE(anonymous.ok());  // connecting needs no password; commands do
+  const Status st = anonymous->EnsureGroup();
+  CHECK(st.code() == Code::kInternal);
+  CHECK(st.message().find("NOAUTH") != std::string::npos);
+}
+
 TEST_CASE("RedisStemClaims: nodes sharing a bucket never give one name to two sources") {
   testing::RedisTestServer redis;
   if (!redis.available()) THUMBMILL_SKIP(redis.skip_reason());
