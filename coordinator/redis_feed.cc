@@ -189,21 +189,21 @@ void RedisFeed::Run() {
   }
 }
 
-/// Fails the feed for good (not a lost connection: the batch itself is
-/// unusable, e.g. its group was deleted).
-#define THUMBMILL_FEED_CHECK(expr)                                  \
-  do {                                                              \
-    const Status st_ = (expr);                                      \
-    if (!st_.ok()) {                                                \
-      if (st_.code() != Code::kNetwork) {                           \
-        std::lock_guard lock_(mu_);                                 \
-        status_ = Status(st_.code(), "batch " + settings_.address.batch + ": " + st_.message()); \
-        stop_ = true;                                               \
-        Wake();                                                     \
-      }                                                             \
-      return false;                                                 \
-    }                                                               \
-  } while (0)
+/// Whether `st` is ok. A lost connection is not ok but passes (the caller
+/// returns false and Run connects again); anything else fails the feed for
+/// good (the batch itself is unusable, e.g. its group was deleted).
+bool RedisFeed::Ok(const Status& st) {
+  if (st.ok()) return true;
+  if (st.code() != Code::kNetwork) {
+    {
+      std::lock_guard lock(mu_);
+      status_ = Status(st.code(), "batch " + settings_.address.batch + ": " + st.message());
+      stop_ = true;
+    }
+    Wake();
+  }
+  return false;
+}
 
 bool RedisFeed::Turn() {
   if (!FlushSettled()) return false;
@@ -217,22 +217,19 @@ bool RedisFeed::Turn() {
     next_touch_ = now + std::max(milliseconds(100), settings_.claim_idle / 6);
   }
   if (now >= next_trim_) {
-    THUMBMILL_FEED_CHECK(store_.Trim());
+    if (!Ok(store_.Trim())) return false;
     next_trim_ = now + kTrimEvery;
   }
   std::size_t room = 0;
-  bool idle = false;
   {
     std::lock_guard lock(mu_);
     if (!stopping_ && !drained_ && held_.size() < window_) room = window_ - held_.size();
-    idle = held_.empty();
   }
   if (room > 0) return TakeJobs(room);
   std::unique_lock lock(mu_);
   cv_.wait_for(lock, milliseconds(100), [this] {
     return stop_ || !settled_.empty() || !to_release_.empty() || (held_.size() < window_ && !stopping_ && !drained_);
   });
-  (void)idle;
   return true;
 }
 
@@ -241,7 +238,7 @@ bool RedisFeed::TakeJobs(std::size_t room) {
   if (!own_read_) {
     // Jobs left under this very name (a pid reused after a restart).
     auto own = store_.ReadOwn(settings_.consumer, room);
-    THUMBMILL_FEED_CHECK(own.status());
+    if (!Ok(own.status())) return false;
     own_read_ = true;
     Accept(std::move(*own), false);
     return true;
@@ -257,7 +254,7 @@ bool RedisFeed::TakeJobs(std::size_t room) {
   }
   if (now >= next_claim_) {
     auto claimed = store_.ClaimIdle(settings_.consumer, settings_.claim_idle, room, claim_cursor_);
-    THUMBMILL_FEED_CHECK(claimed.status());
+    if (!Ok(claimed.status())) return false;
     next_claim_ = now + std::min(milliseconds(1000), std::max(milliseconds(100), settings_.claim_idle / 4));
     if (!claimed->empty()) {
       Accept(std::move(*claimed), true);
@@ -270,7 +267,7 @@ bool RedisFeed::TakeJobs(std::size_t room) {
     pending_work = !settled_.empty() || !to_release_.empty();
   }
   auto fresh = store_.ReadNew(settings_.consumer, room, pending_work ? milliseconds(0) : kReadBlock);
-  THUMBMILL_FEED_CHECK(fresh.status());
+  if (!Ok(fresh.status())) return false;
   if (!fresh->empty()) {
     Accept(std::move(*fresh), false);
     return true;
@@ -283,7 +280,7 @@ bool RedisFeed::TakeJobs(std::size_t room) {
   if (nothing_held && !settings_.follow && Clock::now() >= next_drain_check_) {
     next_drain_check_ = Clock::now() + kDrainCheckEvery;
     auto drained = store_.Drained();
-    THUMBMILL_FEED_CHECK(drained.status());
+    if (!Ok(drained.status())) return false;
     if (*drained) {
       {
         std::lock_guard lock(mu_);
@@ -351,7 +348,7 @@ bool RedisFeed::FlushSettled() {
     auto recorded = store_.Complete(settings_.consumer, completions);
     if (!recorded.ok()) {
       put_back();
-      THUMBMILL_FEED_CHECK(recorded.status());
+      if (!Ok(recorded.status())) return false;
     }
     std::lock_guard lock(mu_);
     for (std::size_t i = 0; i < completions.size(); ++i) {
@@ -367,7 +364,7 @@ bool RedisFeed::FlushSettled() {
   if (!releases.empty()) {
     if (Status st = store_.Release(releases); !st.ok()) {
       put_back();
-      THUMBMILL_FEED_CHECK(st);
+      if (!Ok(st)) return false;
     }
     std::lock_guard lock(mu_);
     for (const BatchJob& j : releases) held_.erase(j.id);
@@ -387,7 +384,7 @@ bool RedisFeed::TouchHeld() {
   }
   if (ids.empty()) return true;
   auto lost = store_.Touch(settings_.consumer, ids);
-  THUMBMILL_FEED_CHECK(lost.status());
+  if (!Ok(lost.status())) return false;
   std::lock_guard lock(mu_);
   for (const std::string& id : ids)
     if (auto it = held_.find(id); it != held_.end()) it->second.touched = now;
@@ -400,7 +397,7 @@ bool RedisFeed::Beat(const char* state) {
     std::lock_guard lock(mu_);
     json = NodeJson(state);
   }
-  THUMBMILL_FEED_CHECK(store_.Heartbeat(settings_.consumer, json).status());
+  if (!Ok(store_.Heartbeat(settings_.consumer, json).status())) return false;
   return true;
 }
 
@@ -409,11 +406,11 @@ bool RedisFeed::ClaimFromDeadSiblings(std::size_t& room) {
     std::lock_guard lock(mu_);
     return NodeJson("working");
   }());
-  THUMBMILL_FEED_CHECK(beat_ms.status());
+  if (!Ok(beat_ms.status())) return false;
   // Only nodes silent for a few seconds but less than --claim-idle: older
   // ones' jobs are claimed by ClaimIdle anyway, by any node.
   auto nodes = store_.Nodes(*beat_ms - settings_.claim_idle.count(), *beat_ms - kSiblingSilentMs);
-  THUMBMILL_FEED_CHECK(nodes.status());
+  if (!Ok(nodes.status())) return false;
   for (const BatchStore::NodeBeat& n : *nodes) {
     if (room == 0) break;
     if (n.name == settings_.consumer) continue;
@@ -421,7 +418,7 @@ bool RedisFeed::ClaimFromDeadSiblings(std::size_t& room) {
     if (!j.is_object() || j.value("host", "") != settings_.host || j.value("state", "") == "left") continue;
     if (!sibling_gone(j)) continue;
     auto jobs = store_.ClaimFrom(settings_.consumer, n.name, room);
-    THUMBMILL_FEED_CHECK(jobs.status());
+    if (!Ok(jobs.status())) return false;
     if (!jobs->empty())
       Notice("thumbmill: taking over " + std::to_string(jobs->size()) + " sources from " + n.name +
              ", an earlier node of this machine that is gone");

@@ -88,6 +88,7 @@ class RedisFeed : public SourceFeed {
   /// Takes over the jobs of dead nodes of this machine; `room` is reduced
   /// by what was taken.
   bool ClaimFromDeadSiblings(std::size_t& room);
+  bool Ok(const Status& st);
   void Notice(std::string line);
   void Wake();
   std::string NodeJson(const char* state) const;  // REQUIRES: mu_ held
