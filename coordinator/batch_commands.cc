@@ -73,8 +73,14 @@ class Adder {
     store_.AppendLease(name_, milliseconds(0));
     return store_.CollectReplies(1).status();
   }
-  /// Sends what is gathered without waiting for more.
-  Status Flush() { return Send(); }
+  /// Sends what is gathered and waits for the answers: called whenever the
+  /// list has nothing ready, so sources trickling in through a pipe reach
+  /// the batch (and the lease stays fresh) without waiting for a full
+  /// pipeline. hiredis sends appended commands only when a reply is read.
+  Status Flush() {
+    if (Status st = Send(); !st.ok()) return st;
+    return Collect();
+  }
   long long added() const { return added_; }
 
  private:
