@@ -126,8 +126,11 @@ int coordinator_main(int argc, char** argv, const PipelineMaker& make_pipeline) 
                    ec ? ": " : "", ec ? ec.message().c_str() : "");
       return kExitFatal;
     }
-    remove_orphan_temp_files(options.out_dir, OutputPlan(options).has_directories());
-    remove_orphan_manifest_temps(options.out_dir);
+    // A node of a batch may share the directory with nodes on other
+    // machines: it leaves temp files of writers it cannot see unless stale.
+    const std::chrono::seconds grace(options.queue_url.empty() ? 0 : 3600);
+    remove_orphan_temp_files(options.out_dir, OutputPlan(options).has_directories(), grace);
+    remove_orphan_manifest_temps(options.out_dir, grace);
   }
   remove_stale_run_files(default_temp_root());
   // Said once, before any name is made: the names differ from what was typed.

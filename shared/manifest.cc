@@ -167,12 +167,12 @@ Status Manifest::Remove(std::string_view source) const {
   return Status::Ok();
 }
 
-int remove_orphan_manifest_temps(const std::filesystem::path& out_dir) {
+int remove_orphan_manifest_temps(const std::filesystem::path& out_dir, std::chrono::seconds grace) {
   const auto state = out_dir / ".thumbmill";
-  int removed = remove_orphan_temp_files(state / "stems");
+  int removed = remove_orphan_temp_files(state / "stems", false, grace);
   std::error_code ec;
   for (const auto& e : std::filesystem::directory_iterator(state / "manifest", ec))
-    if (e.is_directory(ec) && !e.is_symlink(ec)) removed += remove_orphan_temp_files(e.path());
+    if (e.is_directory(ec) && !e.is_symlink(ec)) removed += remove_orphan_temp_files(e.path(), false, grace);
   return removed;
 }
 

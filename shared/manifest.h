@@ -12,6 +12,7 @@
 // the same hash is ignored (and would be replaced).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -97,7 +98,8 @@ class Manifest {
 /// Removes temp files (of record and claim writes) that killed runs left
 /// under `out_dir`/.thumbmill, by the rule of remove_orphan_temp_files.
 /// Returns how many were removed.
-int remove_orphan_manifest_temps(const std::filesystem::path& out_dir);
+int remove_orphan_manifest_temps(const std::filesystem::path& out_dir,
+                                 std::chrono::seconds grace = std::chrono::seconds(0));
 
 /// Where the record of `source` lives relative to the output directory or
 /// prefix: ".thumbmill/manifest/<h:2>/<h>.json". The same name in a bucket.

@@ -185,7 +185,16 @@ Status write_output_file(const std::filesystem::path& root, std::string_view rel
   return Status::Ok();
 }
 
-int remove_orphan_temp_files(const std::filesystem::path& dir, bool recursive) {
+int remove_orphan_temp_files(const std::filesystem::path& dir, bool recursive, std::chrono::seconds grace) {
+  // A temp file is an orphan when its writer is not running here and, with
+  // a grace, it has not been touched for that long.
+  const auto orphan = [grace](const std::filesystem::directory_entry& e, long writer) {
+    if (writer_is_running(writer)) return false;
+    if (grace.count() == 0) return true;
+    std::error_code ec;
+    const auto changed = std::filesystem::last_write_time(e.path(), ec);
+    return !ec && std::filesystem::file_time_type::clock::now() - changed >= grace;
+  };
   int removed = 0;
   std::error_code ec;
   if (recursive) {
@@ -198,7 +207,7 @@ int remove_orphan_temp_files(const std::filesystem::path& dir, bool recursive) {
       }
       const auto temp = parse_output_temp_name(it->path().filename().string());
       std::error_code rm;
-      if (temp && is_plain_file(*it) && !writer_is_running(temp->writer) && std::filesystem::remove(it->path(), rm))
+      if (temp && is_plain_file(*it) && orphan(*it, temp->writer) && std::filesystem::remove(it->path(), rm))
         ++removed;
     }
     return removed;
@@ -207,7 +216,7 @@ int remove_orphan_temp_files(const std::filesystem::path& dir, bool recursive) {
     const auto temp = parse_output_temp_name(entry.path().filename().string());
     // Leave files a live writer (of another run into the same directory) is
     // still writing.
-    if (!temp || !is_plain_file(entry) || writer_is_running(temp->writer)) continue;
+    if (!temp || !is_plain_file(entry) || !orphan(entry, temp->writer)) continue;
     if (std::filesystem::remove(entry.path(), ec)) ++removed;
   }
   return removed;

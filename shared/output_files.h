@@ -21,6 +21,7 @@
 #pragma once
 
 #include <cstddef>
+#include <chrono>
 #include <filesystem>
 #include <optional>
 #include <span>
@@ -78,8 +79,12 @@ bool is_output_temp_name(std::string_view name);
 /// processes that were killed). Only regular files of exactly our pattern
 /// are touched. With `recursive`, subdirectories too (not followed through
 /// symlinks; .thumbmill skipped: remove_orphan_manifest_temps has it).
+/// A file changed less than `grace` ago is left even when no writer of that
+/// id runs here: nodes of a batch on other machines may share the directory
+/// (a network file system), and their writers are not ours to see.
 /// Returns how many were removed.
-int remove_orphan_temp_files(const std::filesystem::path& dir, bool recursive = false);
+int remove_orphan_temp_files(const std::filesystem::path& dir, bool recursive = false,
+                             std::chrono::seconds grace = std::chrono::seconds(0));
 
 /// Removes the temp files writer `writer` left in `dir` for any of
 /// `final_names` (a worker known to be dead), or for any name when

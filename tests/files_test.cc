@@ -165,6 +165,21 @@ TEST_CASE("remove_orphan_temp_files: removes dead writers' temp files, nothing e
   }
 }
 
+TEST_CASE("remove_orphan_temp_files with a grace: a recent temp of a writer not seen here stays") {
+  // A batch's nodes on other machines may write into a shared directory:
+  // their writers are not processes here, so only age tells an orphan.
+  Scratch dir;
+  const fs::path recent = output_temp_path(dir / "cat_200.jpg", dead_writer());
+  const fs::path stale = output_temp_path(dir / "dog_200.jpg", dead_writer());
+  for (const auto& p : {recent, stale}) write_text(p, "half a thumbnail");
+  fs::last_write_time(stale, fs::file_time_type::clock::now() - std::chrono::hours(2));
+  CHECK(remove_orphan_temp_files(dir.path, false, std::chrono::hours(1)) == 1);
+  CHECK(fs::exists(recent));
+  CHECK_FALSE(fs::exists(stale));
+  CHECK(remove_orphan_temp_files(dir.path) == 1);  // no grace: a dead writer is enough
+  CHECK_FALSE(fs::exists(recent));
+}
+
 TEST_CASE("create_run_temp_dir: a pre-created or planted directory of the predictable name is never used") {
   Scratch root;
   const fs::path predictable = root / run_name();
