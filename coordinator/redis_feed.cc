@@ -81,13 +81,11 @@ std::optional<SourceLine> RedisFeed::TryNext() {
 
 bool RedisFeed::done() const {
   std::lock_guard lock(mu_);
+  reported_ = status_;  // status() hands out the loop's own copy
   return ready_.empty() && (drained_ || !status_.ok());
 }
 
-const Status& RedisFeed::status() const {
-  std::lock_guard lock(mu_);
-  return status_;
-}
+const Status& RedisFeed::status() const { return reported_; }
 
 void RedisFeed::set_window(std::size_t n) {
   {
@@ -338,17 +336,19 @@ bool RedisFeed::FlushSettled() {
     std::lock_guard lock(mu_);
     completions.swap(settled_);
     releases.swap(to_release_);
+    sending_ = completions.size() + releases.size();  // Close waits for these too
   }
   auto put_back = [&] {
     std::lock_guard lock(mu_);
     settled_.insert(settled_.begin(), completions.begin(), completions.end());
     to_release_.insert(to_release_.begin(), releases.begin(), releases.end());
+    sending_ = 0;
   };
   if (!completions.empty()) {
     auto recorded = store_.Complete(settings_.consumer, completions);
     if (!recorded.ok()) {
       put_back();
-      if (!Ok(recorded.status())) return false;
+      return Ok(recorded.status());  // false; the feed ends unless the connection was lost
     }
     std::lock_guard lock(mu_);
     for (std::size_t i = 0; i < completions.size(); ++i) {
@@ -364,11 +364,15 @@ bool RedisFeed::FlushSettled() {
   if (!releases.empty()) {
     if (Status st = store_.Release(releases); !st.ok()) {
       put_back();
-      if (!Ok(st)) return false;
+      return Ok(st);
     }
     std::lock_guard lock(mu_);
     for (const BatchJob& j : releases) held_.erase(j.id);
     tally_.released += releases.size();
+  }
+  {
+    std::lock_guard lock(mu_);
+    sending_ = 0;
   }
   cv_.notify_all();  // Close may be waiting for the last of them
   return true;
@@ -443,8 +447,9 @@ Status RedisFeed::Close(milliseconds deadline) {
   std::size_t left = 0;
   {
     std::unique_lock lock(mu_);
-    cv_.wait_for(lock, deadline, [this] { return stop_ || (settled_.empty() && to_release_.empty()); });
-    left = settled_.size() + to_release_.size();
+    cv_.wait_for(lock, deadline,
+                 [this] { return stop_ || (settled_.empty() && to_release_.empty() && sending_ == 0); });
+    left = settled_.size() + to_release_.size() + sending_;
     stop_ = true;
   }
   cv_.notify_all();

@@ -114,6 +114,8 @@ class RedisFeed : public SourceFeed {
   bool stop_ = false;      // the thread ends
   Status status_;
   NodeTally tally_;
+  std::size_t sending_ = 0;  // completions and releases on their way now
+  mutable Status reported_;  // the loop's copy of status_ (done() takes it)
 
   // The thread's own.
   std::string claim_cursor_ = "0-0";
