@@ -55,7 +55,10 @@ bool sibling_gone(const nlohmann::json& node) {
 
 RedisFeed::RedisFeed(NodeSettings settings, BatchStore store)
     : settings_(std::move(settings)), store_(std::move(store)), wake_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    block_signals_in_this_thread();
+    Run();
+  });
 }
 
 RedisFeed::~RedisFeed() {

@@ -35,6 +35,7 @@ class S3PrefixFeed : public SourceFeed {
       : lines_(std::move(lines)),
         extensions_(std::move(extensions)),
         thread_([this, fd = std::move(write_end), settings, prefix = std::move(prefix)]() mutable {
+          block_signals_in_this_thread();
           List(std::move(fd), settings, prefix);
         }) {}
   ~S3PrefixFeed() override {

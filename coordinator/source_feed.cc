@@ -1,6 +1,8 @@
 #include "coordinator/source_feed.h"
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -8,6 +10,13 @@
 #include <sstream>
 
 namespace thumbmill {
+
+void block_signals_in_this_thread() {
+  sigset_t all;
+  sigfillset(&all);
+  ::pthread_sigmask(SIG_BLOCK, &all, nullptr);
+}
+
 namespace {
 
 /// Bytes read from the list per TryNext that finds no complete line: enough

@@ -58,6 +58,13 @@ class SourceFeed {
   virtual std::optional<std::string> TakeNotice() { return std::nullopt; }
 };
 
+/// The first call of every thread a feed starts: the loop takes signals
+/// through its signalfd (run_loop.cc), and a signal the kernel hands to a
+/// thread that has them unblocked bypasses it: SIGTERM or SIGINT would end
+/// the process at once instead of stopping the run. (A thread started
+/// before the loop blocks them would otherwise keep them unblocked.)
+void block_signals_in_this_thread();
+
 /// A LIST argument: a file, a pipe or FIFO, or standard input for "-". Opening a FIFO waits for its writer, as opening it always does; after
 /// that nothing blocks. A list that cannot be opened is a kIoError naming the
 /// path and the reason. Standard input gets O_NONBLOCK while the feed lives
