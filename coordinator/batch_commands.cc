@@ -267,7 +267,11 @@ int print_batch_status(BatchStore& store) {
               c.enqueuers ? (", " + std::to_string(c.enqueuers) + " enqueuer(s) adding").c_str() : "");
   std::printf("  rate       %.1f sources/s over the last minute\n", *recent);
   std::printf("  nodes      %zu\n", nodes->size());
-  for (const BatchStore::NodeBeat& n : *nodes) {
+  // The most recent first; a batch worked for weeks by restarted pods
+  // would list hundreds.
+  constexpr std::size_t kShown = 20;
+  for (std::size_t i = 0; i < nodes->size() && i < kShown; ++i) {
+    const BatchStore::NodeBeat& n = (*nodes)[i];
     const nlohmann::json j = nlohmann::json::parse(n.json, nullptr, false);
     long long in_flight = 0;
     for (const auto& [name, count] : *pending)
@@ -277,6 +281,7 @@ int print_batch_status(BatchStore& store) {
                 in_flight, j.is_object() ? j.value("recorded", 0LL) : 0LL,
                 age_text(std::max(0LL, c.server_ms - n.beat_ms)).c_str());
   }
+  if (nodes->size() > kShown) std::printf("    ... and %zu more, silent longer\n", nodes->size() - kShown);
   return kExitOk;
 }
 
