@@ -163,6 +163,33 @@ std::string format_node_summary(const NodeTally& t, const std::string& batch) {
   return out + "\n";
 }
 
+std::optional<int> run_batch_command(const Options& options, bool out_given, std::optional<BatchStore>& node) {
+  auto address = parse_redis_url(options.queue_url);
+  if (!address.ok()) {
+    std::fprintf(stderr, "thumbmill: %s\n", address.status().ToString().c_str());
+    return kExitUsage;
+  }
+  auto store = BatchStore::Connect(*address);
+  if (!store.ok()) {
+    std::fprintf(stderr, "thumbmill: fatal: --queue %s: %s\n", address->display().c_str(),
+                 store.status().message().c_str());
+    return kExitFatal;
+  }
+  if (options.enqueue) return enqueue_inputs(options, *store);
+  if (options.batch_status) return print_batch_status(*store);
+  if (!options.report_path.empty() && !out_given) return export_batch_report(*store, options.report_path);
+  if (Status st = store->EnsureGroup(); !st.ok()) {
+    std::fprintf(stderr, "thumbmill: fatal: --queue %s: %s\n", address->display().c_str(), st.message().c_str());
+    return kExitFatal;
+  }
+  if (Status st = agree_on_output(options, *store); !st.ok()) {
+    std::fprintf(stderr, "thumbmill: %s\n", st.ToString().c_str());
+    return st.code() == Code::kInvalidArgument ? kExitUsage : kExitFatal;
+  }
+  node.emplace(std::move(*store));
+  return std::nullopt;
+}
+
 Status agree_on_output(const Options& options, BatchStore& store) {
   // A directory is not compared: machines may mount one share at different paths.
   const nlohmann::json mine = {{"options", options_fingerprint(options)},

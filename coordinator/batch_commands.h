@@ -6,6 +6,7 @@
 // Each returns the process's exit code and prints its own messages.
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "coordinator/redis_batch.h"
@@ -13,6 +14,12 @@
 #include "shared/options.h"
 
 namespace thumbmill {
+
+/// With --queue, before anything else: connects (unreachable: a message and
+/// kExitFatal), then runs --enqueue, --status or a batch's --report (`--report`
+/// without `out_given`) and returns its exit code; for a node, checks its
+/// settings agree with the batch's, sets `node` and returns nullopt.
+std::optional<int> run_batch_command(const Options& options, bool out_given, std::optional<BatchStore>& node);
 
 int enqueue_inputs(const Options& options, BatchStore& store);
 int print_batch_status(BatchStore& store);

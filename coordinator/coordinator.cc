@@ -71,33 +71,8 @@ int coordinator_main(int argc, char** argv, const PipelineMaker& make_pipeline) 
   }
   // --queue: the batch's own commands, or this node's share of it as the list.
   std::optional<BatchStore> batch;  // a node's, until its feed starts
-  std::optional<RedisAddress> batch_address;
-  if (!options.queue_url.empty()) {
-    auto address = parse_redis_url(options.queue_url);
-    if (!address.ok()) {
-      std::fprintf(stderr, "thumbmill: %s\n", address.status().ToString().c_str());
-      return kExitUsage;
-    }
-    auto store = BatchStore::Connect(*address);
-    if (!store.ok()) {
-      std::fprintf(stderr, "thumbmill: fatal: --queue %s: %s\n", address->display().c_str(),
-                   store.status().message().c_str());
-      return kExitFatal;
-    }
-    if (options.enqueue) return enqueue_inputs(options, *store);
-    if (options.batch_status) return print_batch_status(*store);
-    if (!options.report_path.empty() && !cmd.out_given) return export_batch_report(*store, options.report_path);
-    if (Status st = store->EnsureGroup(); !st.ok()) {
-      std::fprintf(stderr, "thumbmill: fatal: --queue %s: %s\n", address->display().c_str(), st.message().c_str());
-      return kExitFatal;
-    }
-    if (Status st = agree_on_output(options, *store); !st.ok()) {
-      std::fprintf(stderr, "thumbmill: %s\n", st.ToString().c_str());
-      return st.code() == Code::kInvalidArgument ? kExitUsage : kExitFatal;
-    }
-    batch.emplace(std::move(*store));
-    batch_address = *address;
-  }
+  if (!options.queue_url.empty())
+    if (std::optional<int> code = run_batch_command(options, cmd.out_given, batch)) return *code;
   auto list = batch ? Result<std::unique_ptr<SourceFeed>>(std::unique_ptr<SourceFeed>()) : open_inputs(options);
   if (!list.ok()) {
     std::fprintf(stderr, "thumbmill: %s\n", list.status().ToString().c_str());
@@ -154,13 +129,14 @@ int coordinator_main(int argc, char** argv, const PipelineMaker& make_pipeline) 
   // that cannot start holds none.
   RedisFeed* node = nullptr;
   if (batch) {
-    auto feed = std::make_unique<RedisFeed>(node_settings(options, *batch_address), std::move(*batch));
+    const RedisAddress address = batch->address();
+    auto feed = std::make_unique<RedisFeed>(node_settings(options, address), std::move(*batch));
     node = feed.get();
     *list = std::move(feed);
   }
   // Nodes of a batch that share an --out bucket claim its names in Redis.
   std::unique_ptr<RedisStemClaims> shared_claims;
-  if (batch && options.out_is_s3()) shared_claims = std::make_unique<RedisStemClaims>(*batch_address, options.out_s3);
+  if (node && options.out_is_s3()) shared_claims = std::make_unique<RedisStemClaims>(node->address(), options.out_s3);
   run_loop::Coordinator coordinator(options, *pipeline, **list, *report, std::move(s3_out), shared_claims.get());
   int code = coordinator.Run();
   if (node) {
@@ -169,7 +145,7 @@ int coordinator_main(int argc, char** argv, const PipelineMaker& make_pipeline) 
       std::fprintf(stderr, "thumbmill: %s\n", st.ToString().c_str());
       if (code == kExitOk) code = kExitFailures;
     }
-    if (!options.quiet) std::fputs(format_node_summary(node->tally(), batch_address->display()).c_str(), stderr);
+    if (!options.quiet) std::fputs(format_node_summary(node->tally(), node->address().display()).c_str(), stderr);
   }
   if (Status st = report->Close(); !st.ok()) {
     std::fprintf(stderr, "thumbmill: fatal: the report is incomplete: %s\n", st.ToString().c_str());

@@ -75,6 +75,7 @@ class RedisFeed : public SourceFeed {
   /// could not be sent (their jobs stay pending and are claimed elsewhere).
   Status Close(std::chrono::milliseconds deadline);
   NodeTally tally() const;
+  const RedisAddress& address() const { return settings_.address; }
 
  private:
   void Run();
