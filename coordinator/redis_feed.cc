@@ -1,5 +1,6 @@
 #include "coordinator/redis_feed.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -151,6 +152,12 @@ std::string RedisFeed::NodeJson(const char* state) const {
 }
 
 void RedisFeed::Run() {
+  // Signals are the loop's (its signalfd): a process-directed SIGTERM or
+  // SIGINT delivered to this thread would take the default action and kill
+  // the node outright instead of stopping it in order.
+  sigset_t all;
+  sigfillset(&all);
+  ::pthread_sigmask(SIG_BLOCK, &all, nullptr);
   milliseconds backoff{100};
   bool lost_said = false;
   for (;;) {
