@@ -1,5 +1,6 @@
 #include "coordinator/redis_feed.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -262,23 +263,15 @@ bool RedisFeed::TakeJobs(std::size_t room) {
       return true;
     }
   }
-  bool pending_work = false;
+  bool pending_work = false, holding = false;
   {
     std::lock_guard lock(mu_);
     pending_work = !settled_.empty() || !to_release_.empty();
+    holding = !held_.empty();
   }
-  auto fresh = store_.ReadNew(settings_.consumer, room, pending_work ? milliseconds(0) : kReadBlock);
-  if (!Ok(fresh.status())) return false;
-  if (!fresh->empty()) {
-    Accept(std::move(*fresh), false);
-    return true;
-  }
-  bool nothing_held = false;
-  {
-    std::lock_guard lock(mu_);
-    nothing_held = held_.empty() && settled_.empty() && to_release_.empty();
-  }
-  if (nothing_held && !settings_.follow && Clock::now() >= next_drain_check_) {
+  // Nothing in hand: the batch may be drained; ask before blocking on a
+  // read, so a node leaves as soon as the last source is done.
+  if (!holding && !pending_work && !settings_.follow && Clock::now() >= next_drain_check_) {
     next_drain_check_ = Clock::now() + kDrainCheckEvery;
     auto drained = store_.Drained();
     if (!Ok(drained.status())) return false;
@@ -288,7 +281,22 @@ bool RedisFeed::TakeJobs(std::size_t room) {
         drained_ = true;
       }
       Wake();
+      return true;
     }
+  }
+  // Block in Redis only with nothing in hand: with sources in hand the
+  // thread waits here instead, where a result wakes it, so results go out
+  // as they come (and the drain is seen right after the last) instead of
+  // after a blocked read times out.
+  auto fresh = store_.ReadNew(settings_.consumer, room, pending_work || holding ? milliseconds(0) : kReadBlock);
+  if (!Ok(fresh.status())) return false;
+  if (!fresh->empty()) {
+    Accept(std::move(*fresh), false);
+    return true;
+  }
+  if (holding && !pending_work) {
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, kReadBlock, [this] { return stop_ || stopping_ || !settled_.empty() || !to_release_.empty(); });
   }
   return true;
 }
