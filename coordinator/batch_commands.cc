@@ -149,6 +149,8 @@ NodeSettings node_settings(const Options& options, const RedisAddress& address) 
   s.claim_idle = milliseconds(1000LL * options.claim_idle_s);
   s.max_deliveries = options.max_deliveries;
   s.follow = options.follow;
+  // The transfers, and two jobs per worker: one resizing, one waiting.
+  s.max_in_hand = static_cast<std::size_t>(options.downloads) + 2 * static_cast<std::size_t>(std::max(1, options.workers));
   return s;
 }
 
@@ -280,7 +282,7 @@ int print_batch_status(BatchStore& store) {
   }
   auto nodes = store.Nodes();
   auto pending = store.PendingByConsumer();
-  auto recent = store.RecentRate(c.server_ms);
+  auto recent = store.RecentRate(c.server_ms, c.first_result_ms);
   if (!nodes.ok() || !pending.ok() || !recent.ok()) {
     std::fprintf(stderr, "thumbmill: fatal: cannot read the batch's nodes and results\n");
     return kExitFatal;

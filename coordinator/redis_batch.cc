@@ -46,7 +46,9 @@ if ARGV[6] then
   redis.call('XADD', KEYS[4], '*', 'job', ARGV[2], 's', ARGV[6], 'n', ARGV[7], 'deliveries', ARGV[8])
   redis.call('HINCRBY', KEYS[3], 'poison', 1)
 end
-local tick = math.floor(tonumber(redis.call('TIME')[1]) / 10)
+local t = redis.call('TIME')
+local tick = math.floor(tonumber(t[1]) / 10)
+redis.call('HSETNX', KEYS[3], 'first_ms', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
 redis.call('HINCRBY', KEYS[5], tick, 1)
 redis.call('HDEL', KEYS[5], tick - 12)
 return 1
@@ -407,6 +409,7 @@ Result<BatchCounts> BatchStore::Counts() {
   c.failed = stats.field("failed").integer();
   c.skipped = stats.field("skipped").integer();
   c.poison = stats.field("poison").integer();
+  c.first_result_ms = stats.field("first_ms").integer();
   return c;
 }
 
@@ -442,7 +445,7 @@ Result<std::vector<std::pair<std::string, long long>>> BatchStore::PendingByCons
   return out;
 }
 
-Result<double> BatchStore::RecentRate(long long now_ms) {
+Result<double> BatchStore::RecentRate(long long now_ms, long long first_ms) {
   auto r = conn_.Command({"HGETALL", keys_.ticks});
   if (!r.ok()) return r.status();
   // The six whole 10-second ticks before the current one, and the current.
@@ -452,7 +455,10 @@ Result<double> BatchStore::RecentRate(long long now_ms) {
     const long long tick = (*r)[i].integer();
     if (tick >= now_tick - 6 && tick <= now_tick) done += (*r)[i + 1].integer();
   }
-  return done / (60.0 + static_cast<double>(now_ms % 10000) / 1000.0);
+  // Over those 60-70 s, or since the first result when that is more recent.
+  double span = 60.0 + static_cast<double>(now_ms % 10000) / 1000.0;
+  if (first_ms > 0) span = std::min(span, std::max(1.0, static_cast<double>(now_ms - first_ms) / 1000.0));
+  return done / span;
 }
 
 Status BatchStore::ForEachResult(const std::function<Status(std::string_view)>& each, std::size_t page) {

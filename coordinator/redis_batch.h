@@ -80,6 +80,7 @@ struct BatchCounts {
   bool unread = false;    // entries no node has taken yet
   bool exists = false;
   long long server_ms = 0;
+  long long first_result_ms = 0;  // server time of the batch's first result
   long long waiting() const;  // enqueued and not yet taken
   long long done() const { return ok + failed + skipped; }
 };
@@ -165,8 +166,9 @@ class BatchStore {
   Result<std::vector<NodeBeat>> Nodes(long long min_ms = 0, long long max_ms = -1);
   /// Pending jobs per consumer (XPENDING's summary).
   Result<std::vector<std::pair<std::string, long long>>> PendingByConsumer();
-  /// Results per second over the last minute before server time `now_ms`.
-  Result<double> RecentRate(long long now_ms);
+  /// Results per second over the last minute before server time `now_ms`
+  /// (or since `first_ms`, the batch's first result, when more recent).
+  Result<double> RecentRate(long long now_ms, long long first_ms = 0);
   /// Walks the results stream in order, `page` at a time, calling `each`
   /// with each result's JSON line.
   Status ForEachResult(const std::function<Status(std::string_view)>& each, std::size_t page = 1000);

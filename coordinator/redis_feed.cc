@@ -94,7 +94,7 @@ const Status& RedisFeed::status() const { return reported_; }
 void RedisFeed::set_window(std::size_t n) {
   {
     std::lock_guard lock(mu_);
-    window_ = std::max<std::size_t>(1, n);
+    window_ = std::clamp<std::size_t>(n, 1, settings_.max_in_hand);
   }
   cv_.notify_all();
 }
@@ -473,6 +473,7 @@ Status RedisFeed::Close(milliseconds deadline) {
     }
     (void)store_.Heartbeat(settings_.consumer, json);
     (void)store_.Retire(settings_.consumer);
+    (void)store_.Trim();  // a batch drained in less than the trim period is trimmed too
   }
   std::lock_guard lock(mu_);
   if (!status_.ok()) return status_;

@@ -42,6 +42,11 @@ struct NodeSettings {
   std::chrono::milliseconds claim_idle{60000};
   long long max_deliveries = 3;
   bool follow = false;   // keep waiting for work once the batch is drained
+  // Most jobs in hand at once, below the loop's window: enough to keep the
+  // transfers and the workers busy, few enough that nodes share the end of
+  // a batch (a node holding a hundred sources leaves others idle) and that
+  // a node that dies strands few.
+  std::size_t max_in_hand = 64;
 };
 
 /// What a node did, for its summary.
