@@ -114,7 +114,9 @@ class RedisFeed : public SourceFeed {
   std::vector<Completion> settled_;              // to send
   std::vector<BatchJob> to_release_;             // to hand back
   std::deque<std::string> notices_;
-  std::size_t window_ = 16;
+  // 0 until the loop says how many sources it can hold (set_window): until
+  // then the feed takes none, so a node never holds more than its window.
+  std::size_t window_ = 0;
   bool drained_ = false;
   bool stopping_ = false;  // Close: take nothing more
   bool stop_ = false;      // the thread ends
