@@ -106,10 +106,16 @@ std::string RedisTestServer::log() const {
 }
 
 void RedisTestServer::Start() {
+  // appendfsync no: every write reaches the AOF file (the page cache) before
+  // its reply, so a SIGKILLed server loses nothing. The default, everysec,
+  // postpones those writes by up to 2 s while a background fsync is still
+  // running (a busy disk, or the base file made at start), and a kill then
+  // loses writes the clients were told were done.
   std::vector<std::string> args = {server_,         "--port",        std::to_string(port_), "--bind",
                                    "127.0.0.1",     "--save",        "",                    "--appendonly",
-                                   "yes",           "--dir",         dir_.string(),         "--logfile",
-                                   (dir_ / "redis.log").string(),    "--daemonize",         "no"};
+                                   "yes",           "--appendfsync", "no",                  "--dir",
+                                   dir_.string(),   "--logfile",     (dir_ / "redis.log").string(),
+                                   "--daemonize",   "no"};
   if (!password_.empty()) args.insert(args.end(), {"--requirepass", password_});
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
