@@ -94,10 +94,8 @@ for _, e in ipairs(p) do
   local got = redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, e[1])
   if got[1] and type(got[1]) == 'table' then out[#out + 1] = {got[1][1], got[1][2], e[4] + 1} end
 end
-if #p < tonumber(ARGV[4]) then
-  local left = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[3])
-  if #left == 0 then redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[3]) end
-end
+local left = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[3])
+if #left == 0 then redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[3]) end
 return out
 )lua");
 
