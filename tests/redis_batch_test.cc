@@ -241,6 +241,13 @@ TEST_CASE("BatchStore: ClaimFrom takes a dead node's jobs and deletes it only on
   CHECK(testing::pending_count(store, "b") == 5);
   CHECK(testing::pending_count(store, "alive") == 1);
   CHECK(pending(store).size() == 6);
+  // A claim that takes exactly what is left deletes it too (no later claim
+  // may come: a consumer would stay in the group for ever).
+  auto all = store.ClaimFrom("c", "alive", 1);
+  REQUIRE(all.ok());
+  CHECK(all->size() == 1);
+  const auto last = testing::consumers(store);
+  CHECK(std::count(last.begin(), last.end(), "alive") == 0);
 }
 
 TEST_CASE("BatchStore: Trim removes acknowledged entries, never a pending or unread one") {

@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 #include <poll.h>
 
+#include <algorithm>
 #include <deque>
 #include <map>
 #include <memory>
@@ -284,6 +285,59 @@ TEST_CASE("RedisFeed: a source delivered more than --max-deliveries times fails 
   bool said = false;
   while (auto notice = feed->TakeNotice()) said = said || notice->find("[poison]") != std::string::npos;
   CHECK(said);
+  CHECK(feed->Close(5s).ok());
+}
+
+TEST_CASE("RedisFeed: a node restarted here first finishes what it and dead nodes of this machine held") {
+  testing::RedisTestServer redis;
+  if (!redis.available()) THUMBMILL_SKIP(redis.skip_reason());
+  BatchStore probe = open_batch(redis, "restarted");
+  add_urls(probe, urls(1, 7));
+  const NodeSettings settings = node_settings(redis, "restarted", "unit:1");
+  // An earlier node under this very name (the pid reused), one that died on
+  // this machine 5 s ago, and one that died on another machine.
+  auto own = probe.ReadNew(settings.consumer, 1, 0ms);
+  auto dead = probe.ReadNew("unit:dead", 2, 0ms);
+  auto elsewhere = probe.ReadNew("far:dead", 1, 0ms);
+  REQUIRE(own.ok());
+  REQUIRE(dead.ok());
+  REQUIRE(elsewhere.ok());
+  const long long now_ms = counts(probe).server_ms;
+  const auto beat = [&](const std::string& node, const std::string& host) {
+    const nlohmann::json j = {{"host", host}, {"pid", 1}, {"boot_id", "an earlier boot"}, {"start_ticks", 1},
+                              {"state", "working"}};
+    testing::raw(probe, {"HSET", probe.keys().nodes, node, j.dump()});
+    testing::raw(probe, {"ZADD", probe.keys().beats, std::to_string(now_ms - 5000), node});
+  };
+  beat("unit:dead", settings.host);
+  beat("far:dead", "elsewhere");
+  auto feed = start_feed(settings, 5);  // room for more than those three
+  std::set<std::string> first;
+  std::vector<SourceLine> lines;
+  for (int i = 0; i < 3; ++i) {
+    auto line = next_line(*feed);
+    REQUIRE(line);
+    first.insert(line->text);
+    lines.push_back(std::move(*line));
+  }
+  CHECK(first == std::set<std::string>{(*own)[0].text, (*dead)[0].text, (*dead)[1].text});
+  for (int i = 0; i < 2; ++i) {  // new ones: the look at dead nodes is over
+    auto line = next_line(*feed);
+    REQUIRE(line);
+    lines.push_back(std::move(*line));
+  }
+  const auto names = testing::consumers(probe);
+  CHECK(std::count(names.begin(), names.end(), "unit:dead") == 0);  // nothing left pending for it
+  CHECK(pending_count(probe, "far:dead") == 1);  // another machine's: claimed after --claim-idle only
+  CHECK(feed->tally().claimed == 2);
+  bool said = false;
+  while (auto notice = feed->TakeNotice()) said = said || notice->find("unit:dead") != std::string::npos;
+  CHECK(said);
+  for (const SourceLine& line : lines) feed->Settle(ok_result(line));
+  REQUIRE(probe.Complete("far:dead", {testing::ok_completion((*elsewhere)[0])}).ok());
+  while (auto line = next_line(*feed)) feed->Settle(ok_result(*line));
+  REQUIRE(feed->done());
+  CHECK(result_urls(probe) == each_once(urls(1, 7)));
   CHECK(feed->Close(5s).ok());
 }
 
