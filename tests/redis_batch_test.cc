@@ -23,7 +23,6 @@ using testing::ok_completion;
 using testing::open_batch;
 using testing::pending;
 using testing::pending_entry;
-using testing::raw;
 using testing::result_entries;
 using testing::urls;
 using testing::xlen;
