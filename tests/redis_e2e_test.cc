@@ -36,7 +36,9 @@
 #include "coordinator/redis_client.h"
 #include "shared/manifest.h"
 #include "shared/output_names.h"
+#include "shared/s3_client.h"
 #include "tests/redis_test_server.h"
+#include "tests/s3_test_server.h"
 #include "tests/skip.h"
 #include "tests/test_support.h"
 
@@ -103,8 +105,13 @@ struct Node {
 /// directory every node writes into, the nodes started for it.
 class Batch {
  public:
-  Batch(RedisTestServer& redis, std::string name) : redis_(redis), name_(std::move(name)) {
+  /// `out`: the nodes' --out ("" : a directory of the case's own);
+  /// `env`: added to every command's environment.
+  Batch(RedisTestServer& redis, std::string name, std::string out = "",
+        std::map<std::string, std::string> env = {})
+      : redis_(redis), name_(std::move(name)), out_arg_(out.empty() ? out_.string() : out), env_(std::move(env)) {
     fs::create_directories(temp_);
+    env_["TMPDIR"] = temp_.string();
   }
 
   std::string url() const { return redis_.url(name_); }
@@ -116,7 +123,7 @@ class Batch {
     std::vector<std::string> argv = {coordinator_exe().string(), "--queue", url()};
     argv.insert(argv.end(), args.begin(), args.end());
     CommandOptions o;
-    o.env = {{"TMPDIR", temp_.string()}};
+    o.env = env_;
     o.timeout_s = timeout_s;
     CommandResult r = run_command(argv, o);
     CHECK_FALSE(r.timed_out);
@@ -137,10 +144,10 @@ class Batch {
 
   /// Starts a node (one worker: three nodes share two cores).
   Node& StartNode(const std::map<std::string, std::string>& extra_env = {}) {
-    std::map<std::string, std::string> env = {{"TMPDIR", temp_.string()}};
-    env.insert(extra_env.begin(), extra_env.end());
+    std::map<std::string, std::string> env = extra_env;
+    env.insert(env_.begin(), env_.end());
     nodes_.push_back(Node{std::make_unique<Background>(
-        std::vector<std::string>{coordinator_exe().string(), "--queue", url(), "--out", out_.string(), "--workers",
+        std::vector<std::string>{coordinator_exe().string(), "--queue", url(), "--out", out_arg_, "--workers",
                                  "1", "--no-progress", "--claim-idle", kClaimIdle},
         env)});
     return nodes_.back();
@@ -264,6 +271,8 @@ class Batch {
   ScratchDir work_{"redise2e"};
   fs::path out_ = work_ / "out";
   fs::path temp_ = work_ / "tmp";
+  std::string out_arg_;
+  std::map<std::string, std::string> env_;
   std::deque<Node> nodes_;  // a deque: a Node& stays valid while more start
   std::vector<pid_t> commands_;  // --enqueue, --status, --report
 };
@@ -490,6 +499,71 @@ TEST_CASE("the batch enqueued twice (and again mid-run, and after): each source 
   CHECK(counts->ok == kPhotos);
   CHECK(batch.SumOfNodes("recorded ") == kPhotos);
   batch.CheckOutputs(batch.Report());
+  batch.CheckClean();
+}
+
+TEST_CASE("three nodes on one batch into one S3 target: every source once, every thumbnail stored") {
+  NEED_REDIS(redis);
+  S3TestServer s3({"thumbs"});
+  if (!s3.available()) THUMBMILL_SKIP(s3.skip_reason());
+  const auto& reference = reference_outputs();
+  Batch batch(redis, "tos3", "s3://thumbs/t/", s3.env());
+  CHECK(batch.Enqueue() == kPhotos);
+  for (int i = 0; i < 3; ++i) batch.StartNode();
+  REQUIRE(batch.WaitAll(150s));
+  INFO(batch.Logs());
+  for (Node& n : batch.nodes()) CHECK(n.exit_code == 0);
+  CHECK(batch.SumOfNodes("recorded ") == kPhotos);
+
+  S3Client client(s3.settings());
+  std::map<std::string, std::uint64_t> objects;  // key -> size
+  std::string token;
+  do {
+    auto page = client.ListPage("thumbs", "t/", token);
+    REQUIRE_MESSAGE(page.ok(), page.status().message());
+    for (const S3Object& o : page->objects) objects[o.key] = o.size;
+    token = page->truncated ? page->next_token : "";
+  } while (!token.empty());
+
+  const auto report = batch.Report();
+  CHECK(report.size() == static_cast<std::size_t>(kPhotos));
+  std::set<std::string> names;
+  for (std::size_t i = 0; i < photos().names.size(); ++i) {
+    const auto it = report.find(photo_path(i));
+    REQUIRE(it != report.end());
+    const json& e = it->second;
+    INFO(e.dump());
+    REQUIRE(e["status"] == "ok");
+    REQUIRE(e["outputs"].size() == static_cast<std::size_t>(kSizes));
+    for (const json& o : e["outputs"]) {
+      const std::string path = o["path"];
+      REQUIRE(path.starts_with("s3://thumbs/t/"));
+      const std::string key = path.substr(std::string("s3://thumbs/").size());
+      REQUIRE(objects.count(key) == 1);
+      CHECK(objects.at(key) == o["bytes"].get<std::uint64_t>());
+      names.insert(key.substr(2));
+    }
+  }
+  // The names a local run gives, and, for a sample, the same bytes.
+  std::set<std::string> want;
+  for (const auto& [name, hash] : reference) want.insert(name);
+  CHECK(names == want);
+  // Nothing else but a manifest record per source.
+  std::size_t thumbs = 0, records = 0;
+  for (const auto& [key, size] : objects) {
+    thumbs += !key.starts_with("t/.");
+    records += key.starts_with("t/.thumbmill/manifest/");
+  }
+  CHECK(thumbs == want.size());
+  CHECK(records == static_cast<std::size_t>(kPhotos));
+  std::size_t checked = 0;
+  for (auto it = reference.begin(); it != reference.end(); std::advance(it, std::min<std::size_t>(61, std::distance(it, reference.end())))) {
+    auto bytes = client.Get({"thumbs", "t/" + it->first}, 1 << 20);
+    REQUIRE(bytes.ok());
+    CHECK(stable_hash(*bytes) == it->second);
+    ++checked;
+  }
+  CHECK(checked >= 20);
   batch.CheckClean();
 }
 
