@@ -163,6 +163,15 @@ class Batch {
     if (!counts.ok()) return std::nullopt;
     return *counts;
   }
+  /// Nodes that have sent a heartbeat (-1 while redis is away).
+  long long NodeCount() const {
+    auto address = parse_redis_url(url());
+    if (!address.ok()) return -1;
+    auto store = BatchStore::Connect(*address);
+    if (!store.ok()) return -1;
+    auto nodes = store->Nodes();
+    return nodes.ok() ? static_cast<long long>(nodes->size()) : -1;
+  }
   long long Done() const {
     const auto c = Counts();
     return c ? c->done() : -1;
@@ -291,7 +300,7 @@ TEST_CASE("three nodes on one batch: every source exactly once, ok, thumbnails a
   CHECK(batch.Enqueue() == kPhotos);
   for (int i = 0; i < 3; ++i) batch.StartNode();
   // --status while they work: the counts and every node by name.
-  REQUIRE(Batch::Until([&] { return batch.Done() >= 30; }));
+  REQUIRE(Batch::Until([&] { return batch.Done() >= 30 && batch.NodeCount() == 3; }));
   const CommandResult status = batch.Command({"--status"});
   INFO(status.out << status.err);
   CHECK(status.exit_code == 0);
@@ -352,8 +361,9 @@ TEST_CASE("a node SIGKILLed mid-run: its children die with it, the others finish
   CHECK(batch.SumOfNodes(kTakenOver) > 0);
   CHECK(batch.Done() == kPhotos);
   // Its segment stays until a node starts again here (as systemd restarts
-  // it): that node finds the batch drained, clears it, and exits 0.
-  CHECK(run_leftovers(dead).size() == 1);
+  // it): that node finds the batch drained, clears it, and exits 0. (Any
+  // coordinator started on the machine clears it: other test runs may have.)
+  CHECK(run_leftovers(dead).size() <= 1);
   Node& again = batch.StartNode();
   REQUIRE(Batch::Until([&] { return again.Ended(); }, 30s));
   CHECK(again.exit_code == 0);
