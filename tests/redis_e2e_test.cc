@@ -385,7 +385,7 @@ TEST_CASE("redis-server killed and restarted mid-run: the nodes reconnect and fi
   CHECK(Batch::Until(
       [&] {
         for (Node& n : batch.nodes())
-          if (n.process->err().find("lost; retrying") == std::string::npos) return false;
+          if (n.process->err().find("; retrying (the sources in hand go on") == std::string::npos) return false;
         return true;
       },
       20s));
