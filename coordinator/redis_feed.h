@@ -116,6 +116,12 @@ class RedisFeed : public SourceFeed {
   std::vector<Completion> settled_;              // to send
   std::vector<BatchJob> to_release_;             // to hand back
   std::deque<std::string> notices_;
+  std::size_t window_ = 16;
+  bool drained_ = false;
+  bool stopping_ = false;  // Close: take nothing more
+  bool stop_ = false;      // the thread ends
+  Status status_;
+  NodeTally tally_;
   // The one redelivered job in hand ("" none). A node that dies takes every
   // job it holds down with it, and each is delivered once more: were
   // redelivered jobs taken many at a time, the innocent ones taken together
@@ -125,12 +131,6 @@ class RedisFeed : public SourceFeed {
   // the one redelivered job while the killer is fresh; a killer that is
   // itself redelivered is in hand beside fresh jobs only.
   std::string suspect_;
-  std::size_t window_ = 16;
-  bool drained_ = false;
-  bool stopping_ = false;  // Close: take nothing more
-  bool stop_ = false;      // the thread ends
-  Status status_;
-  NodeTally tally_;
   std::size_t sending_ = 0;  // completions and releases on their way now
   mutable Status reported_;  // the loop's copy of status_ (done() takes it)
 
