@@ -396,7 +396,12 @@ TEST_CASE("redis-server killed and restarted mid-run: the nodes reconnect and fi
     CHECK(n.exit_code == 0);
     CHECK(n.process->err().find("connected again") != std::string::npos);
   }
-  CHECK(batch.SumOfNodes("recorded ") == kPhotos);
+  // The nodes may have recorded more than the batch has: writes the server
+  // acknowledged but had not yet written to its AOF when killed are gone
+  // (jobs and results alike, in one step), and were done again. The
+  // batch's own results are exact (CheckOutputs).
+  CHECK(batch.SumOfNodes("recorded ") >= kPhotos);
+  CHECK(batch.Done() == kPhotos);
   batch.CheckOutputs(batch.Report());
   batch.CheckClean();
 }
