@@ -5,10 +5,11 @@
 // shared file system would. Then the same with what goes wrong in a
 // cluster: a node SIGKILLed, redis-server killed and restarted, a node
 // stopped past --claim-idle and woken, a source that kills every node that
-// takes it, the batch enqueued twice. Each case asserts the exact number of
-// results (the batch's --report, every source exactly once), the thumbnails
-// and manifest on disk (the same bytes as a plain local run makes), and that
-// no /dev/shm segment or process of any node is left.
+// takes it, the batch enqueued twice; and three nodes into one S3 target
+// (s3rver), and redis unreachable at start. Each case asserts the exact
+// number of results (the batch's --report, every source exactly once), the
+// thumbnails and manifest on disk (the same bytes as a plain local run
+// makes), and that no /dev/shm segment or process of any node is left.
 //
 // Every wait is for an event (a count in Redis, a process exiting), never a
 // fixed sleep. Skipped when redis-server is not installed.
@@ -256,8 +257,8 @@ class Batch {
     for (pid_t pid : commands_) CHECK(run_leftovers(pid).empty());
   }
 
-  /// The sum over every node's summary of "recorded N results" (or of
-  /// `what` in its line, e.g. "taken over").
+  /// The sum over every node's stderr of the number right after `after`
+  /// (its summary's "recorded N results": after = "recorded ").
   long long SumOfNodes(const std::string& after) {
     long long sum = 0;
     for (Node& n : nodes_) {
@@ -325,8 +326,8 @@ TEST_CASE("three nodes on one batch: every source exactly once, ok, thumbnails a
 }
 
 
-/// How many processes of node `pid`'s tree are alive (its children name its
-/// run's segment on their command lines).
+/// How many processes of node `pid`'s tree are alive (it and its children
+/// map its run's segment).
 int tree_alive(pid_t pid) {
   int n = 0;
   for (const std::string& what : run_leftovers(pid)) n += what.rfind("process", 0) == 0;
