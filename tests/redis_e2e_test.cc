@@ -115,6 +115,24 @@ class Batch {
     env_["TMPDIR"] = temp_.string();
   }
 
+  /// A case that failed half way leaves nothing behind either: nodes still
+  /// running are killed (a stopped one too), and the segments of nodes that
+  /// died are removed, as the next node to start on the machine would.
+  ~Batch() {
+    for (Node& n : nodes_) {
+      if (n.Ended()) continue;
+      ::kill(n.pid(), SIGKILL);
+      ::kill(n.pid(), SIGCONT);
+      n.exit_code = n.process->Wait(10);
+    }
+    std::error_code ec;
+    for (Node& n : nodes_)
+      for (const std::string& what : run_leftovers(n.pid()))
+        if (what.rfind("/dev/shm/", 0) == 0) fs::remove(what, ec);
+  }
+  Batch(const Batch&) = delete;
+  Batch& operator=(const Batch&) = delete;
+
   std::string url() const { return redis_.url(name_); }
   const fs::path& out() const { return out_; }
   std::deque<Node>& nodes() { return nodes_; }
