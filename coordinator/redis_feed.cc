@@ -237,29 +237,40 @@ bool RedisFeed::Turn() {
 
 bool RedisFeed::TakeJobs(std::size_t room) {
   const auto now = Clock::now();
-  if (!own_read_) {
-    // Jobs left under this very name (a pid reused after a restart).
-    auto own = store_.ReadOwn(settings_.consumer, room);
+  bool suspect_held = false;
+  {
+    std::lock_guard lock(mu_);
+    suspect_held = !suspect_.empty();
+  }
+  // Jobs another node held (or an earlier process under this name) are
+  // taken one at a time, while no other such job is in hand (see suspect_).
+  if (!own_read_ && !suspect_held) {
+    // Jobs left under this very name (a pid reused after a restart); the
+    // one in hand stays pending, so this reads the next once it is done.
+    auto own = store_.ReadOwn(settings_.consumer, 1);
     if (!Ok(own.status())) return false;
-    own_read_ = true;
-    Accept(std::move(*own), false);
+    own_read_ = own->empty();
+    Accept(std::move(*own), false, true);
     return true;
   }
-  if (now >= next_sibling_check_) {
+  if (!suspect_held && now >= next_sibling_check_) {
     // A node restarted here finishes what an earlier node of this machine
     // held before anything new (and keeps looking a while: that node may
     // have beaten a moment before it died).
     next_sibling_check_ = now + kSiblingCheckEvery;
-    const std::size_t before = room;
-    if (!ClaimFromDeadSiblings(room)) return false;
-    if (room < before) return true;  // took some: the next turn looks again
+    bool took = false;
+    if (!ClaimFromDeadSiblings(took)) return false;
+    if (took) {
+      next_sibling_check_ = {};  // the next one as soon as this one is done
+      return true;
+    }
   }
-  if (now >= next_claim_) {
-    auto claimed = store_.ClaimIdle(settings_.consumer, settings_.claim_idle, room, claim_cursor_);
+  if (!suspect_held && now >= next_claim_) {
+    auto claimed = store_.ClaimIdle(settings_.consumer, settings_.claim_idle, 1, claim_cursor_);
     if (!Ok(claimed.status())) return false;
     next_claim_ = now + std::min(milliseconds(1000), std::max(milliseconds(100), settings_.claim_idle / 4));
     if (!claimed->empty()) {
-      Accept(std::move(*claimed), true);
+      Accept(std::move(*claimed), true, true);
       return true;
     }
   }
@@ -291,7 +302,7 @@ bool RedisFeed::TakeJobs(std::size_t room) {
   auto fresh = store_.ReadNew(settings_.consumer, room, pending_work || holding ? milliseconds(0) : kReadBlock);
   if (!Ok(fresh.status())) return false;
   if (!fresh->empty()) {
-    Accept(std::move(*fresh), false);
+    Accept(std::move(*fresh), false, false);
     return true;
   }
   if (holding && !pending_work) {
@@ -301,7 +312,7 @@ bool RedisFeed::TakeJobs(std::size_t room) {
   return true;
 }
 
-void RedisFeed::Accept(std::vector<BatchJob> jobs, bool claimed) {
+void RedisFeed::Accept(std::vector<BatchJob> jobs, bool claimed, bool redelivered) {
   if (jobs.empty()) return;
   {
     std::lock_guard lock(mu_);
@@ -334,7 +345,12 @@ void RedisFeed::Accept(std::vector<BatchJob> jobs, bool claimed) {
       }
       std::string id = job.id;  // not job.id: the Held is made (and job moved) first
       held_.emplace(std::move(id), Held{std::move(job), now});
-      ready_.push_back(std::move(line));
+      if (redelivered) {
+        suspect_ = line.ticket;
+        ready_.push_front(std::move(line));  // the next one handed out: it waits for nothing else
+      } else {
+        ready_.push_back(std::move(line));
+      }
     }
   }
   Wake();
@@ -364,6 +380,10 @@ bool RedisFeed::FlushSettled() {
     std::lock_guard lock(mu_);
     for (std::size_t i = 0; i < completions.size(); ++i) {
       held_.erase(completions[i].id);
+      if (completions[i].id == suspect_) {
+        suspect_.clear();
+        next_claim_ = {};  // the next one at once
+      }
       if ((*recorded)[i]) {
         ++tally_.recorded;
       } else {
@@ -378,7 +398,10 @@ bool RedisFeed::FlushSettled() {
       return Ok(st);
     }
     std::lock_guard lock(mu_);
-    for (const BatchJob& j : releases) held_.erase(j.id);
+    for (const BatchJob& j : releases) {
+      held_.erase(j.id);
+      if (j.id == suspect_) suspect_.clear();
+    }
     tally_.released += releases.size();
   }
   {
@@ -416,7 +439,7 @@ bool RedisFeed::Beat(const char* state) {
   return true;
 }
 
-bool RedisFeed::ClaimFromDeadSiblings(std::size_t& room) {
+bool RedisFeed::ClaimFromDeadSiblings(bool& took) {
   auto beat_ms = store_.Heartbeat(settings_.consumer, [this] {
     std::lock_guard lock(mu_);
     return NodeJson("working");
@@ -427,18 +450,19 @@ bool RedisFeed::ClaimFromDeadSiblings(std::size_t& room) {
   auto nodes = store_.Nodes(*beat_ms - settings_.claim_idle.count(), *beat_ms - kSiblingSilentMs);
   if (!Ok(nodes.status())) return false;
   for (const BatchStore::NodeBeat& n : *nodes) {
-    if (room == 0) break;
     if (n.name == settings_.consumer) continue;
     const nlohmann::json j = nlohmann::json::parse(n.json, nullptr, false);
     if (!j.is_object() || j.value("host", "") != settings_.host || j.value("state", "") == "left") continue;
     if (!sibling_gone(j)) continue;
-    auto jobs = store_.ClaimFrom(settings_.consumer, n.name, room);
+    auto jobs = store_.ClaimFrom(settings_.consumer, n.name, 1);
     if (!Ok(jobs.status())) return false;
-    if (!jobs->empty())
-      Notice("thumbmill: taking over " + std::to_string(jobs->size()) + " sources from " + n.name +
-             ", an earlier node of this machine that is gone");
-    room -= std::min(room, jobs->size());
-    Accept(std::move(*jobs), true);
+    if (jobs->empty()) continue;
+    if (siblings_said_.insert(n.name).second)
+      Notice("thumbmill: taking over the sources of " + n.name +
+             ", an earlier node of this machine that is gone (one at a time)");
+    Accept(std::move(*jobs), true, true);
+    took = true;
+    break;
   }
   return true;
 }

@@ -26,6 +26,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -88,12 +89,13 @@ class RedisFeed : public SourceFeed {
   bool Turn();
   bool FlushSettled();
   bool TakeJobs(std::size_t room);
-  void Accept(std::vector<BatchJob> jobs, bool claimed);
+  /// `redelivered`: jobs another node (or an earlier process under this
+  /// name) held, taken one at a time (suspect_).
+  void Accept(std::vector<BatchJob> jobs, bool claimed, bool redelivered);
   bool TouchHeld();
   bool Beat(const char* state);
-  /// Takes over the jobs of dead nodes of this machine; `room` is reduced
-  /// by what was taken.
-  bool ClaimFromDeadSiblings(std::size_t& room);
+  /// Takes over one job of a dead node of this machine, if any (`took`).
+  bool ClaimFromDeadSiblings(bool& took);
   bool Ok(const Status& st);
   void Notice(std::string line);
   void Wake();
@@ -122,6 +124,15 @@ class RedisFeed : public SourceFeed {
   bool stop_ = false;      // the thread ends
   Status status_;
   NodeTally tally_;
+  // The one redelivered job in hand ("" none). A node that dies takes every
+  // job it holds down with it, and each is delivered once more: were
+  // redelivered jobs taken many at a time, the innocent ones taken together
+  // with a source that kills every node would reach --max-deliveries with
+  // it and fail as poison too. Taken one at a time, an innocent job is in
+  // hand beside a killer at most twice: fresh on its first node, and as
+  // the one redelivered job while the killer is fresh; a killer that is
+  // itself redelivered is in hand beside fresh jobs only.
+  std::string suspect_;
   std::size_t sending_ = 0;  // completions and releases on their way now
   mutable Status reported_;  // the loop's copy of status_ (done() takes it)
 
@@ -130,6 +141,7 @@ class RedisFeed : public SourceFeed {
   std::chrono::steady_clock::time_point next_claim_{}, next_beat_{}, next_touch_{}, next_drain_check_{},
       next_trim_{}, next_sibling_check_{};
   bool own_read_ = false;
+  std::set<std::string> siblings_said_;
   std::thread thread_;
 };
 

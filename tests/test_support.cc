@@ -192,8 +192,12 @@ std::vector<std::string> run_leftovers(pid_t coordinator) {
     if (name.rfind(tag, 0) == 0) left.push_back("/dev/shm/" + name);
   std::error_code ec;
   for (const auto& e : std::filesystem::directory_iterator("/proc", ec)) {
+    // Children rename themselves ("thumbmill: worker 1"), so their command
+    // lines no longer name the segment: the mapping of it does (even once
+    // it is unlinked).
     const std::string cmdline = read_file(e.path() / "cmdline");
-    if (cmdline.find(tag) != std::string::npos) left.push_back("process " + e.path().filename().string());
+    if (cmdline.find(tag) != std::string::npos || read_file(e.path() / "maps").find("/dev/shm/" + tag) != std::string::npos)
+      left.push_back("process " + e.path().filename().string());
   }
   return left;
 }

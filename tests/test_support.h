@@ -101,8 +101,9 @@ std::filesystem::path coordinator_threaded_exe();
 std::set<std::string> our_shm_segments();
 
 /// What a coordinator run with pid `coordinator` left behind: its
-/// /dev/shm segment ("thumbmill-<pid>-<start>") and live processes whose
-/// command line names that segment (its children). Empty when nothing.
+/// /dev/shm segment ("thumbmill-<pid>-<start>") and live processes that
+/// map that segment or name it on their command line (it and its children).
+/// Empty when nothing.
 std::vector<std::string> run_leftovers(pid_t coordinator);
 
 /// Pids of live processes whose parent is `parent`.
