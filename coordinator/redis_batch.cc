@@ -315,9 +315,10 @@ Result<std::vector<BatchJob>> BatchStore::ReadNew(const std::string& consumer, s
   return jobs;
 }
 
-Result<std::vector<BatchJob>> BatchStore::ReadOwn(const std::string& consumer, std::size_t count) {
+Result<std::vector<BatchJob>> BatchStore::ReadOwn(const std::string& consumer, std::size_t count,
+                                                  const std::string& after) {
   auto r = conn_.Command({"XREADGROUP", "GROUP", BatchKeys::kGroup, consumer, "COUNT", std::to_string(count),
-                          "STREAMS", keys_.jobs, "0"});
+                          "STREAMS", keys_.jobs, after});
   if (!r.ok()) return r.status();
   std::vector<BatchJob> jobs;
   const ReplyView entries = (*r)[0][1];

@@ -124,8 +124,10 @@ class BatchStore {
   /// Up to `count` new jobs for `consumer`, waiting up to `block` for one.
   Result<std::vector<BatchJob>> ReadNew(const std::string& consumer, std::size_t count,
                                         std::chrono::milliseconds block);
-  /// Jobs pending for `consumer` itself (a node restarted under its name).
-  Result<std::vector<BatchJob>> ReadOwn(const std::string& consumer, std::size_t count);
+  /// Jobs pending for `consumer` itself (a node restarted under its name),
+  /// those with ids after `after` ("0": from the first).
+  Result<std::vector<BatchJob>> ReadOwn(const std::string& consumer, std::size_t count,
+                                        const std::string& after = "0");
   /// Jobs idle for at least `min_idle` in any consumer, taken over by
   /// `consumer` (XAUTOCLAIM from `cursor`, which is advanced).
   Result<std::vector<BatchJob>> ClaimIdle(const std::string& consumer, std::chrono::milliseconds min_idle,

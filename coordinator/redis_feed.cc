@@ -245,12 +245,20 @@ bool RedisFeed::TakeJobs(std::size_t room) {
   // Jobs another node held (or an earlier process under this name) are
   // taken one at a time, while no other such job is in hand (see suspect_).
   if (!own_read_ && !suspect_held) {
-    // Jobs left under this very name (a pid reused after a restart); the
-    // one in hand stays pending, so this reads the next once it is done.
-    auto own = store_.ReadOwn(settings_.consumer, 1);
+    // Jobs left under this very name (a pid reused after a restart), one
+    // after another from a cursor. They are older than any job this
+    // process reads new (those come after every job delivered before), so
+    // the first job met that this process holds already ends the backlog.
+    auto own = store_.ReadOwn(settings_.consumer, 1, own_cursor_);
     if (!Ok(own.status())) return false;
-    own_read_ = own->empty();
-    Accept(std::move(*own), false, true);
+    bool ours = own->empty();
+    if (!ours) {
+      own_cursor_ = own->front().id;
+      std::lock_guard lock(mu_);
+      ours = held_.count(own_cursor_) > 0;
+    }
+    own_read_ = ours;
+    if (!ours) Accept(std::move(*own), false, true);
     return true;
   }
   if (!suspect_held && now >= next_sibling_check_) {

@@ -141,6 +141,7 @@ class RedisFeed : public SourceFeed {
   std::chrono::steady_clock::time_point next_claim_{}, next_beat_{}, next_touch_{}, next_drain_check_{},
       next_trim_{}, next_sibling_check_{};
   bool own_read_ = false;
+  std::string own_cursor_ = "0";  // the last job of the backlog under our own name
   std::set<std::string> siblings_said_;
   std::thread thread_;
 };
