@@ -136,9 +136,26 @@ redis.call('ZADD', KEYS[1], ms + tonumber(ARGV[2]), ARGV[1])
 return 0
 )lua");
 
+// Lua both kCounts and kTrim begin with: the last id the group ARGV[1] of
+// stream KEYS[1] delivered, in `delivered` (nil without such a stream or group).
+// XINFO answers flat [name, value, ...] arrays.
+constexpr std::string_view kLastDelivered = R"lua(
+local delivered = nil
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+    local name, id = nil, nil
+    for i = 1, #g, 2 do
+      if g[i] == 'name' then name = g[i + 1] end
+      if g[i] == 'last-delivered-id' then id = g[i + 1] end
+    end
+    if name == ARGV[1] then delivered = id end
+  end
+end
+)lua";
+
 // The batch's state in one step. KEYS: jobs, stats, enqueuers. ARGV: group.
 // Returns {exists, pending, unread, enqueuers, server ms, stats...}.
-const RedisScript kCounts(R"lua(
+const RedisScript kCounts(std::string(kLastDelivered) + R"lua(
 local t = redis.call('TIME')
 local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local enq = redis.call('ZCOUNT', KEYS[3], ms, '+inf')
@@ -147,15 +164,6 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return {0, 0, 0, enq, ms, stats} end
 local last = nil
 local info = redis.call('XINFO', 'STREAM', KEYS[1])
 for i = 1, #info, 2 do if info[i] == 'last-generated-id' then last = info[i + 1] end end
-local delivered = nil
-for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
-  local name, id = nil, nil
-  for i = 1, #g, 2 do
-    if g[i] == 'name' then name = g[i + 1] end
-    if g[i] == 'last-delivered-id' then id = g[i + 1] end
-  end
-  if name == ARGV[1] then delivered = id end
-end
 if delivered == nil then return {0, 0, 0, enq, ms, stats} end
 local pending = redis.call('XPENDING', KEYS[1], ARGV[1])[1]
 local unread = 0
@@ -165,16 +173,7 @@ return {1, pending, unread, enq, ms, stats}
 
 // Trims acknowledged entries below the oldest one still pending or unread.
 // KEYS: jobs. ARGV: group.
-const RedisScript kTrim(R"lua(
-local delivered = nil
-for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
-  local name, id = nil, nil
-  for i = 1, #g, 2 do
-    if g[i] == 'name' then name = g[i + 1] end
-    if g[i] == 'last-delivered-id' then id = g[i + 1] end
-  end
-  if name == ARGV[1] then delivered = id end
-end
+const RedisScript kTrim(std::string(kLastDelivered) + R"lua(
 if delivered == nil or delivered == '0-0' then return 0 end
 local p = redis.call('XPENDING', KEYS[1], ARGV[1])
 local keep = delivered

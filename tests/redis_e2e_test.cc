@@ -39,6 +39,7 @@
 #include "shared/output_names.h"
 #include "shared/s3_client.h"
 #include "tests/redis_test_server.h"
+#include "tests/server_process.h"
 #include "tests/s3_test_server.h"
 #include "tests/skip.h"
 #include "tests/test_support.h"
@@ -601,22 +602,10 @@ TEST_CASE("three nodes on one batch into one S3 target: every source once, every
   batch.CheckClean();
 }
 
-/// A loopback port nothing listens on (the kernel's pick, closed again).
-int closed_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
 
 TEST_CASE("redis unreachable at start: a node, --enqueue and --status say so and exit 3") {
   ScratchDir work("redisdown");
-  const std::string url = "redis://127.0.0.1:" + std::to_string(closed_port()) + "/june";
+  const std::string url = "redis://127.0.0.1:" + std::to_string(testing::free_loopback_port()) + "/june";
   const std::vector<std::vector<std::string>> commands = {
       {"--out", (work / "out").string()},
       {photos().dir.path().string(), "--enqueue"},

@@ -17,46 +17,13 @@
 #include <thread>
 
 #include "coordinator/redis_client.h"
+#include "tests/server_process.h"
 
 namespace thumbmill::testing {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::string find_on_path(const std::string& name) {
-  const char* path = std::getenv("PATH");
-  std::stringstream dirs(std::string(path ? path : "/usr/bin:/bin") + ":/usr/sbin:/usr/bin");
-  std::string dir;
-  while (std::getline(dirs, dir, ':')) {
-    const std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
-    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
-  }
-  return "";
-}
-
-/// A loopback port nothing listens on now (the kernel's pick).
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  int port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0)
-    port = ntohs(a.sin_port);
-  ::close(fd);
-  return port;
-}
-
-bool reap_within(pid_t pid, std::chrono::milliseconds timeout) {
-  const auto deadline = Clock::now() + timeout;
-  do {
-    if (::waitpid(pid, nullptr, WNOHANG) == pid) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  } while (Clock::now() < deadline);
-  return false;
-}
 
 }  // namespace
 
@@ -72,7 +39,7 @@ RedisTestServer::RedisTestServer(std::string password) : password_(std::move(pas
   available_ = true;
   // A port picked free may be taken before the server binds it: try again.
   for (int attempt = 0; attempt < 5 && pid_ <= 0; ++attempt) {
-    port_ = free_port();
+    port_ = free_loopback_port();
     try {
       Start();
     } catch (const std::runtime_error&) {

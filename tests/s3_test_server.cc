@@ -16,23 +16,12 @@
 #include <thread>
 
 #include "shared/s3_client.h"
+#include "tests/server_process.h"
 
 namespace thumbmill::testing {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-/// The first executable `name` on $PATH, or "".
-std::string find_on_path(const std::string& name) {
-  const char* path = std::getenv("PATH");
-  std::stringstream dirs(path ? path : "/usr/bin:/bin");
-  std::string dir;
-  while (std::getline(dirs, dir, ':')) {
-    const std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
-    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
-  }
-  return "";
-}
 
 std::filesystem::path source_tree() {
   const char* dir = std::getenv("THUMBMILL_SOURCE_DIR");
@@ -44,16 +33,6 @@ std::string read_all(const std::filesystem::path& path) {
   std::stringstream text;
   text << in.rdbuf();
   return text.str();
-}
-
-/// Waits for `pid` to exit within `timeout`; whether it did (and was reaped).
-bool reap_within(pid_t pid, std::chrono::milliseconds timeout) {
-  const auto deadline = Clock::now() + timeout;
-  do {
-    if (::waitpid(pid, nullptr, WNOHANG) == pid) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  } while (Clock::now() < deadline);
-  return false;
 }
 
 }  // namespace
