@@ -87,7 +87,7 @@ std::string source_hash8(std::string_view source);
 
 /// The directories of a source (a URL's decoded path, a local path), each
 /// reduced like a stem, joined with '/'; "" when there are none. At most 8
-/// components, each at most 80 bytes. "https://h/a/b%20c/cat.jpg" ->
+/// components, each at most 80 bytes. "http://127.0.0.1/a/b%20c/cat.jpg" ->
 /// "a/b_c"; "/srv/../photos/x.png" -> "srv/photos".
 std::string source_dirs(std::string_view source);
 

@@ -135,8 +135,8 @@ TEST_CASE("an image or a URL where a LIST was expected: exit 2 with a hint, noth
       {image.string(), "thumbmill: LIST " + image.string() + " is a JPEG image, not a list file; an image is "
                        "taken by its extension (.jpg, .png, ...): rename it, or give it in a list: echo '" +
                        image.string() + "' | coordinator -"},
-      {"https://x/a.jpg",
-       "thumbmill: LIST https://x/a.jpg is a URL, not a list file; give URLs in a list: echo 'https://x/a.jpg' | "
+      {"http://127.0.0.1/a.jpg",
+       "thumbmill: LIST http://127.0.0.1/a.jpg is a URL, not a list file; give URLs in a list: echo 'http://127.0.0.1/a.jpg' | "
        "coordinator -"}};
   for (const Case& c : cases) {
     CAPTURE(c.arg);

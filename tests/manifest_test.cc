@@ -312,7 +312,7 @@ TEST_CASE("the output plan with several formats: sizes-major, a Content-Type eac
 }
 
 TEST_CASE("the output plan follows --name, and keys a template without {stem} by {hash}") {
-  const SourceNames cat{"cat", "https://h/a/b/cat.png"};
+  const SourceNames cat{"cat", "http://127.0.0.1/a/b/cat.png"};
   const OutputPlan sized("/out", {{200, 0}, {90, 90}}, {Format::kWebp, Format::kJpeg}, "{size}/{stem}.{ext}");
   CHECK(sized.file_name(cat, 1) == "200/cat.jpg");
   CHECK(sized.final_path(cat, 2) == fs::path("/out/90x90/cat.webp"));

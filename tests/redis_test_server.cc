@@ -24,7 +24,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-
 }  // namespace
 
 RedisTestServer::RedisTestServer(std::string password) : password_(std::move(password)) {
@@ -49,13 +48,7 @@ RedisTestServer::RedisTestServer(std::string password) : password_(std::move(pas
 }
 
 RedisTestServer::~RedisTestServer() {
-  if (pid_ > 0) {
-    ::kill(pid_, SIGTERM);
-    if (!reap_within(pid_, std::chrono::seconds(5))) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-  }
+  stop_server(pid_);
   std::error_code ec;
   if (!dir_.empty()) std::filesystem::remove_all(dir_, ec);
 }

@@ -107,13 +107,7 @@ S3TestServer::S3TestServer(const std::vector<std::string>& buckets) {
 }
 
 S3TestServer::~S3TestServer() {
-  if (pid_ > 0) {
-    ::kill(pid_, SIGTERM);
-    if (!reap_within(pid_, std::chrono::seconds(5))) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-  }
+  stop_server(pid_);
   std::error_code ec;
   if (!root_.empty()) std::filesystem::remove_all(root_, ec);
 }

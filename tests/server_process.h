@@ -3,6 +3,7 @@
 #pragma once
 
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -38,6 +39,17 @@ inline bool reap_within(pid_t pid, std::chrono::milliseconds timeout) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   } while (std::chrono::steady_clock::now() < deadline);
   return false;
+}
+
+/// Stops child `pid`: SIGTERM, then SIGKILL if it is still there after 5 s;
+/// reaped either way.
+inline void stop_server(pid_t pid) {
+  if (pid <= 0) return;
+  ::kill(pid, SIGTERM);
+  if (!reap_within(pid, std::chrono::seconds(5))) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+  }
 }
 
 /// A loopback port nothing listens on now (the kernel's pick, closed
