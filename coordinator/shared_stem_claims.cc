@@ -1,25 +1,17 @@
 #include "coordinator/shared_stem_claims.h"
 
-#include <algorithm>
-#include <cctype>
-
 #include "coordinator/redis_batch.h"
+#include "shared/output_names.h"
 
 namespace thumbmill {
 namespace {
 
-// KEYS: the claims hash. ARGV: stem (lowercased), source. 1: the source's.
+// KEYS: the claims hash. ARGV: stem_key(stem), source. 1: the source's.
 const RedisScript kClaim(R"lua(
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then return 1 end
 if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return 1 end
 return 0
 )lua");
-
-std::string lowercase(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
-  return out;
-}
 
 }  // namespace
 
@@ -35,7 +27,7 @@ Result<bool> RedisStemClaims::Claim(std::string_view stem, std::string_view sour
       if (!c.ok()) return c.status();
       conn_ = std::make_unique<RedisConnection>(std::move(*c));
     }
-    auto r = conn_->Eval(kClaim, {key_}, {lowercase(stem), std::string(source)});
+    auto r = conn_->Eval(kClaim, {key_}, {stem_key(stem), std::string(source)});
     if (r.ok()) return r->integer() == 1;
     if (r.status().code() != Code::kNetwork || attempt == 1) return r.status();
   }

@@ -77,12 +77,6 @@ std::string hex8(std::uint32_t value) {
   return text;
 }
 
-std::string lowercase(std::string_view text) {
-  std::string out(text);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
 }  // namespace
 
 std::string sanitize_stem(std::string_view source) {
@@ -122,7 +116,7 @@ std::string StemAllocator::Allocate(std::string_view source) {
   // never a shared name.
   const std::uint64_t who = stable_hash(source);
   const auto claim = [this, who](const std::string& stem) {
-    return taken_.try_emplace(stable_hash(lowercase(stem)), who).first->second == who;
+    return taken_.try_emplace(stable_hash(stem_key(stem)), who).first->second == who;
   };
   const std::string stem = sanitize_stem(source);
   if (claim(stem)) return stem;
@@ -142,7 +136,7 @@ Result<std::string> StemAllocator::Allocate(std::string_view source, const StemC
   // a later source of this run that owns it.
   const std::uint64_t who = stable_hash(source);
   const auto try_stem = [&](const std::string& stem) -> Result<bool> {
-    const std::uint64_t key = stable_hash(lowercase(stem));
+    const std::uint64_t key = stable_hash(stem_key(stem));
     if (auto it = taken_.find(key); it != taken_.end() && it->second != who) return false;
     auto ours = claim(stem);
     if (!ours.ok() || !*ours) return ours;
@@ -173,6 +167,12 @@ std::string thumbnail_file_name(std::string_view stem, const SizeSpec& size, For
   name += '.';
   name += format_extension(format);
   return name;
+}
+
+std::string stem_key(std::string_view stem) {
+  std::string out(stem);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
 }
 
 }  // namespace thumbmill

@@ -41,6 +41,12 @@ std::string source_path(std::string_view source);
 /// 64-bit FNV-1a: stable across runs, machines and builds (unlike std::hash).
 std::uint64_t stable_hash(std::string_view bytes);
 
+/// The form two stems are compared in: without case, so two names never
+/// differ only in case (they would collide on a case-insensitive file
+/// system). Every registry of stems keys them so (StemAllocator, the claim
+/// files of stem_claims.h, a batch's claims in Redis).
+std::string stem_key(std::string_view stem);
+
 /// Asks whether `stem` may go to the source being named (and takes it for
 /// that source if so): true: it is that source's; false: another source
 /// owns it. An error ends the naming of that source. (The coordinator asks

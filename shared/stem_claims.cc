@@ -3,22 +3,16 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <cctype>
 #include <cerrno>
 #include <span>
 #include <string>
 
 #include "shared/output_files.h"
+#include "shared/output_names.h"
 #include "shared/source_list.h"
 
 namespace thumbmill {
 namespace {
-
-std::string lowercase(std::string_view text) {
-  std::string out(text);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
 
 /// The whole of a small file; an error for anything but a regular file.
 Result<std::string> read_small_file(const std::filesystem::path& path, std::size_t limit) {
@@ -59,7 +53,7 @@ Result<bool> StemClaims::Claim(std::string_view stem, std::string_view source) {
     if (ec) return Status(Code::kIoError, "cannot create " + dir_.string() + ": " + ec.message());
     dir_ready_ = true;
   }
-  const auto claim = dir_ / lowercase(stem);
+  const auto claim = dir_ / stem_key(stem);
   if (::access(claim.c_str(), F_OK) == 0) return Owner(claim, source);
   // The claim is written whole under a temp name and linked into place:
   // link(2) fails with EEXIST when another run was first, and a reader never
