@@ -70,15 +70,18 @@ void RedisFeed::set_window(std::size_t n) {
 }
 
 void RedisFeed::Settle(const SourceResult& result) {
+  const bool release = result.code == Code::kInterrupted && !result.ok;
+  // The report line is made before taking the lock the feed's thread shares.
+  std::string json = release ? std::string() : ReportWriter::ToJson(result);
   {
     std::lock_guard lock(mu_);
     auto it = held_.find(result.ticket);
     if (it == held_.end()) return;
-    if (result.code == Code::kInterrupted && !result.ok) {
+    if (release) {
       to_release_.push_back(it->second.job);
     } else {
       const char* outcome = result.skipped ? "skipped" : result.ok ? "ok" : "failed";
-      settled_.push_back({result.ticket, ReportWriter::ToJson(result), outcome, false, {}});
+      settled_.push_back({result.ticket, std::move(json), outcome, false, {}});
     }
   }
   cv_.notify_all();
