@@ -244,11 +244,7 @@ int enqueue_inputs(const Options& options, BatchStore& store) {
       e.job = job_for(*line);
     } else {
       ++malformed;
-      SourceResult r;
-      r.url = line->display;
-      r.line = line->line_number;
-      r.code = line->status.code();
-      r.error = line->status.message();
+      const SourceResult r = failed_result(*line, line->status.code(), line->status.message());
       std::fprintf(stderr, "%s\n", format_source_line(r).c_str());
       e.digest = source_digest("malformed\n" + std::to_string(line->line_number) + "\n" + line->text);
       e.failed_json = ReportWriter::ToJson(r);

@@ -298,14 +298,11 @@ void RedisFeed::Accept(std::vector<BatchJob> jobs, bool claimed, bool redelivere
       if (job.deliveries > settings_.max_deliveries) {
         // Every node that took it before died holding it: it is not tried
         // again (it would take this node down too).
-        SourceResult r;
-        r.url = line.display;
-        r.line = line.line_number;
-        r.code = Code::kPoison;
-        r.error = "poison: taken " + std::to_string(job.deliveries - 1) +
-                  " times by nodes that stopped before finishing it (--max-deliveries " +
-                  std::to_string(settings_.max_deliveries) + ")";
-        r.ticket = job.id;
+        const SourceResult r =
+            failed_result(line, Code::kPoison,
+                          "poison: taken " + std::to_string(job.deliveries - 1) +
+                              " times by nodes that stopped before finishing it (--max-deliveries " +
+                              std::to_string(settings_.max_deliveries) + ")");
         Completion c{job.id, ReportWriter::ToJson(r), "failed", true, job};
         std::string id = job.id;
         held_.emplace(std::move(id), Held{std::move(job), now});

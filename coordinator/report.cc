@@ -40,6 +40,16 @@ Status check_report_path(const Options& options) {
   return refuse_to_overwrite("--report", options.report_path, keep);
 }
 
+SourceResult failed_result(const SourceLine& line, Code code, std::string error) {
+  SourceResult r;
+  r.url = line.display;
+  r.line = line.line_number;
+  r.code = code;
+  r.error = std::move(error);
+  r.ticket = line.ticket;
+  return r;
+}
+
 std::string ReportWriter::ToJson(const SourceResult& r) {
   nlohmann::json outputs = nlohmann::json::array();
   for (const auto& o : r.outputs)

@@ -12,6 +12,7 @@
 #include "coordinator/crew.h"
 #include "shared/checked_file.h"
 #include "shared/options.h"
+#include "shared/source_list.h"
 #include "shared/status.h"
 
 namespace thumbmill {
@@ -49,6 +50,11 @@ struct SourceResult {
   // Not in the report: the source's SourceLine::ticket, for its feed.
   std::string ticket;
 };
+
+/// The result of a source that ends failed without being worked on (a
+/// malformed or refused line, a batch's poison job): its name, line number
+/// and ticket from `line`.
+SourceResult failed_result(const SourceLine& line, Code code, std::string error);
 
 /// One JSON object per line, each written to the file as its source ends,
 /// so a report of an interrupted run is still complete up to where it

@@ -32,14 +32,8 @@ void Coordinator::Admit(SourceLine line) {
     line.status = Status(Code::kInvalidArgument,
                          "line " + std::to_string(line.line_number) + ": local source refused (--no-local)");
   if (!line.status.ok()) {
-    SourceResult r;
-    r.url = line.display;
-    r.line = line.line_number;
-    r.code = line.status.code();
-    r.error = line.status.message();
-    r.ticket = line.ticket;
     ++totals_.sources_read;
-    Conclude(r);
+    Conclude(failed_result(line, line.status.code(), line.status.message()));
     return;
   }
   // A batch adds each source once (by digest) and its feed hands out each
