@@ -47,6 +47,8 @@
 #include <unistd.h>
 #include <vector>
 
+#include "worker/orc_guard.h"
+
 using vips::VImage;
 
 namespace {
@@ -504,6 +506,11 @@ int generate(const Args &a) {
 int main(int argc, char **argv) {
     if (VIPS_INIT(argv[0]))
         vips_error_exit(nullptr);
+    // Several threads render at once: liborc 0.4.33 needs the guard.
+    if (!thumbmill::orc_guard_installed()) {
+        std::fprintf(stderr, "make-images: libvips's calls into liborc bypass worker/orc_guard.cc\n");
+        return 1;
+    }
     Args a = parse_args(argc, argv);
     if (!make_dirs(a.out)) {
         std::fprintf(stderr, "make-images: cannot create directory %s: %s\n", a.out.c_str(), std::strerror(errno));

@@ -24,6 +24,7 @@
 #include "worker/decode_estimate.h"
 #include "worker/encode.h"
 #include "worker/geometry.h"
+#include "worker/orc_guard.h"
 
 #include <fcntl.h>
 #include <malloc.h>
@@ -455,6 +456,12 @@ Status init_vips(const char* argv0, bool allow_untrusted_formats) {
     if (std::string_view(::getenv("VIPS_WARNING")) != "0") ::unsetenv("VIPS_WARNING");
     if (VIPS_INIT(argv0) != 0) {
       started = Status(Code::kInternal, "cannot start libvips: " + take_vips_error().text);
+      return;
+    }
+    // A build that lost the interposition (a new link, a static libvips)
+    // would crash now and then in the threaded build; say so at once instead.
+    if (!orc_guard_installed()) {
+      started = Status(Code::kInternal, "libvips's calls into liborc bypass worker/orc_guard.cc (see orc_guard.h)");
       return;
     }
     // One worker per core already: a libvips thread pool each would
