@@ -1,37 +1,21 @@
 // Resize: the libvips side of a job. See resize.h for the contract.
 //
-// Both kinds of source (bytes in memory, a file path) are wrapped in a
-// VipsSource, so one code path sniffs, checks the header and decodes them;
-// vips_source_new_from_memory does not copy the bytes.
-//
-// libvips 8.14.1 facts this file leans on (checked on this machine):
-// - vips_thumbnail_buffer/_source accept `fail_on` but never pass it to the
-//   loader (libvips issue #5195); only the file form does. We pass it in the
-//   loader's option string, which the source form does forward. Without it a
-//   truncated JPEG comes out as a grey-padded "success".
-// - vips_foreign_find_load_* still returns a loader that
-//   vips_block_untrusted_set has blocked; the load then fails with
-//   "<loader>: operation is blocked". The poppler loader even parses the PDF
-//   before it checks the block. So untrusted loaders are refused here, by
-//   their class flags, before any of them sees a byte.
-// - The libvips error buffer is one per process, not per thread: in the
-//   threaded build a message may carry another job's text, or lose its own
-//   to another job's clear. The codes are always right; they come from
-//   return values, not from the buffer.
+// The decode, the sizes derived from it and the encodes. The source is
+// opened and its header checked by source_open.h first.
 #include "worker/resize.h"
 
 #include "shared/wire.h"
 #include "worker/decode_estimate.h"
 #include "worker/encode.h"
 #include "worker/geometry.h"
+#include "worker/jpeg_decode.h"
 #include "worker/orc_guard.h"
+#include "worker/source_open.h"
+#include "worker/vips_errors.h"
 
-#include <fcntl.h>
 #include <malloc.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cctype>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -48,251 +32,7 @@
 namespace thumbmill {
 namespace {
 
-using vips::VError;
 using vips::VImage;
-using vips::VSource;
-
-// Passed to every loader through the option string (see the file comment).
-// ERROR, not WARNING: it fails truncated and undecodable files, while
-// warnings that many camera and editor JPEGs carry ("extraneous bytes before
-// marker") and PNGs carry ("known incorrect sRGB profile") still pass.
-// Entropy-coded JPEG damage that libjpeg recovers from is a warning too, so
-// it passes as a visibly damaged thumbnail.
-constexpr VipsFailOn kFailOn = VIPS_FAIL_ON_ERROR;
-constexpr const char* kLoaderOptions = "fail_on=error";
-
-/// What the header says, as far as decoding needs it.
-struct SourceInfo {
-  Dims upright;  // the size once EXIF orientation is applied
-  // 8.14.1 thumbnail converts CMYK with its built-in profile and ignores an
-  // embedded one (fixed in 8.14.2); only its linear path imports with the
-  // embedded profile. Measured: default path off by 11 levels in green for
-  // a SWOP-like profile, linear path within 3.
-  bool cmyk_with_profile = false;
-  // Whether colour management is needed at all: an embedded profile to
-  // honour, or CMYK to convert. Building an lcms transform costs ~15% of a
-  // 12 MP thumbnail, so untagged sRGB images (most photos) skip it.
-  bool needs_colour_transform = false;
-  // How it decodes, for the memory estimate once the largest size is known.
-  DecodePlan plan;
-};
-
-// ---------------------------------------------------------------------------
-// libvips errors
-
-/// One line of the libvips error buffer: "VipsJpeg: Premature end of input
-/// file" is domain "VipsJpeg", text "Premature end of input file".
-struct VipsErrorLine {
-  std::string domain;
-  std::string text;
-};
-
-/// The first line of the libvips error buffer (`fallback` when it is empty),
-/// and clears the buffer so the next job starts clean.
-VipsErrorLine take_vips_error(std::string_view fallback = "unknown libvips error") {
-  std::string_view text = vips_error_buffer();
-  text = text.substr(0, text.find('\n'));
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\r')) text.remove_suffix(1);
-  if (text.empty()) text = fallback;
-  VipsErrorLine line;
-  const auto colon = text.find(": ");
-  if (colon != std::string_view::npos && text.substr(0, colon).find(' ') == std::string_view::npos) {
-    line.domain = text.substr(0, colon);
-    text.remove_prefix(colon + 2);
-  }
-  line.text = text;
-  vips_error_clear();
-  return line;
-}
-
-/// "svgload_source" -> "svg".
-std::string format_of_loader(std::string_view nickname) {
-  return std::string(nickname.substr(0, nickname.find("load")));
-}
-
-Status untrusted_format(std::string_view format) {
-  return Status(Code::kUntrustedFormat, "untrusted format " + std::string(format) +
-                                            " blocked (pass --allow-untrusted-formats)");
-}
-
-/// "context: <first libvips error line>" with `code`. A load that failed
-/// because its loader is blocked is kUntrustedFormat whatever `code` is (a
-/// second line of defence: check_loader refuses those loaders first); one
-/// that ran out of memory is kTooMuchMemory, "out of memory: ...".
-Status vips_failure(Code code, std::string_view context, std::string_view fallback) {
-  const VipsErrorLine line = take_vips_error(fallback);
-  if (line.text == "operation is blocked") return untrusted_format(format_of_loader(line.domain));
-  if (says_out_of_memory(line.text)) return out_of_memory(line.text);
-  return Status(code, std::string(context) + ": " + line.text);
-}
-
-/// Runs `step` (libvips C++ calls that throw VError), turning a throw into
-/// vips_failure(code, context).
-template <class Step>
-auto vips_step(Code code, std::string_view context, Step&& step)
-    -> Result<decltype(step())> {
-  try {
-    return step();
-  } catch (const VError& error) {
-    return vips_failure(code, context, error.what());
-  } catch (const std::bad_alloc&) {
-    vips_error_clear();
-    return out_of_memory(std::string(context) + ": std::bad_alloc");
-  }
-}
-
-// ---------------------------------------------------------------------------
-// Opening and identifying the source
-
-Result<VSource> open_source(const ImageSource& source) {
-  if (source.path.empty()) {
-    if (source.bytes.empty()) return Status(Code::kNotAnImage, "empty body (0 bytes)");
-    return vips_step(Code::kInternal, "cannot wrap the body", [&] {
-      return VSource::new_from_memory(source.bytes.data(), source.bytes.size());
-    });
-  }
-  // Checked here so a missing or unreadable file is an I/O error with errno,
-  // not a libvips message.
-  const int fd = ::open(source.path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Status::FromErrno("open " + source.path);
-  ::close(fd);
-  return vips_step(Code::kIoError, "open " + source.path,
-                   [&] { return VSource::new_from_file(source.path.c_str()); });
-}
-
-std::string hex_bytes(std::string_view bytes) {
-  std::string out;
-  char digits[4];
-  for (unsigned char c : bytes) {
-    std::snprintf(digits, sizeof digits, out.empty() ? "%02x" : " %02x", c);
-    out += digits;
-  }
-  return out;
-}
-
-bool starts_with_nocase(std::string_view text, std::string_view prefix) {
-  if (text.size() < prefix.size()) return false;
-  for (std::size_t i = 0; i < prefix.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(text[i])) != prefix[i]) return false;
-  }
-  return true;
-}
-
-bool looks_like_html(std::string_view text) {
-  for (std::string_view tag : {"<!doctype html", "<html", "<head", "<body", "<title", "<meta",
-                               "<!--", "<script"}) {
-    if (starts_with_nocase(text, tag)) return true;
-  }
-  return false;
-}
-
-bool is_text(std::string_view bytes) {
-  return std::all_of(bytes.begin(), bytes.end(), [](unsigned char c) {
-    return (c >= 0x20 && c < 0x7f) || c == '\t' || c == '\n' || c == '\r';
-  });
-}
-
-/// Why `head` (the first bytes of a source no loader claims) is not an
-/// image, in words a person can act on: the kind of bytes found (an HTML
-/// page, JSON, some text, unknown) and at most kShownBytes of them in hex.
-/// Never the bytes as text: a list from untrusted hands may name a local
-/// file or redirect to an internal page, and the report must not echo it.
-std::string describe_non_image(std::string_view head) {
-  constexpr std::size_t kShownBytes = 4;
-  std::string_view text = head;
-  if (text.starts_with("\xEF\xBB\xBF")) text.remove_prefix(3);  // UTF-8 BOM
-  text.remove_prefix(std::min(text.size(), text.find_first_not_of(" \t\r\n")));
-  const std::string shown = "(first bytes " + hex_bytes(head.substr(0, kShownBytes)) + ")";
-  if (!head.empty() && is_text(head)) {
-    const char* kind = looks_like_html(text)                                     ? "HTML"
-                       : text.starts_with('{') || text.starts_with('[') ? "JSON"
-                                                                                 : "text";
-    return std::string("not an image: looks like ") + kind + " " + shown;
-  }
-  return "not an image: unknown format " + shown;
-}
-
-/// The format `head` claims by its magic bytes, for the formats libvips
-/// reads here; empty when it claims none. Used only when no loader accepted
-/// the bytes: a TIFF cut short, say, fails the TIFF loader's own sniffing.
-std::string_view claimed_format(std::string_view head) {
-  struct Magic {
-    std::size_t at;
-    std::string_view bytes;
-    std::string_view format;
-  };
-  static constexpr Magic kMagic[] = {
-      {0, "\xFF\xD8\xFF", "JPEG"},  {0, "\x89PNG\r\n\x1a\n", "PNG"}, {0, "GIF8", "GIF"},
-      {8, "WEBP", "WebP"},           {0, {"II*\0", 4}, "TIFF"},      {0, {"MM\0*", 4}, "TIFF"},
-      {4, "ftyp", "HEIF/AVIF"},
-  };
-  for (const Magic& magic : kMagic) {
-    if (head.substr(std::min(head.size(), magic.at)).starts_with(magic.bytes)) return magic.format;
-  }
-  return {};
-}
-
-/// The loader libvips would pick for `source`, checked against the trust
-/// policy. A loader flagged untrusted is refused unless `allow_untrusted`,
-/// and a blocked one always (the process blocked it in init_vips).
-Status check_loader(const VSource& source, std::string_view origin, bool allow_untrusted) {
-  unsigned char* sniffed = nullptr;
-  const gint64 length = vips_source_sniff_at_most(source.get_source(), &sniffed, 64);
-  if (length <= 0) {
-    vips_error_clear();
-    return Status(Code::kNotAnImage, "empty " + std::string(origin) + " (0 bytes)");
-  }
-  // Copied: the next sniff (inside find_load) may reuse the sniff buffer.
-  const std::string head(reinterpret_cast<const char*>(sniffed), static_cast<std::size_t>(length));
-  const char* loader = vips_foreign_find_load_source(source.get_source());
-  if (loader == nullptr) {
-    vips_error_clear();
-    if (std::string_view format = claimed_format(head); !format.empty()) {
-      return Status(Code::kCorruptImage, "corrupt image: starts like " + std::string(format) +
-                                             " but no loader accepts it");
-    }
-    return Status(Code::kNotAnImage, describe_non_image(head));
-  }
-  auto* klass = static_cast<VipsOperationClass*>(g_type_class_ref(g_type_from_name(loader)));
-  const VipsOperationFlags flags = klass->flags;
-  const std::string format = format_of_loader(VIPS_OBJECT_CLASS(klass)->nickname);
-  g_type_class_unref(klass);
-  const bool refused = (flags & VIPS_OPERATION_BLOCKED) ||
-                       ((flags & VIPS_OPERATION_UNTRUSTED) && !allow_untrusted);
-  return refused ? untrusted_format(format) : Status::Ok();
-}
-
-/// Opens the header only (sequential access decodes no pixels). Fails with
-/// kTooManyPixels when the declared size is over `max_pixels`.
-Result<SourceInfo> check_header(const VSource& source, std::uint64_t max_pixels, bool no_rotate) {
-  auto header = vips_step(Code::kCorruptImage, "corrupt image", [&] {
-    return VImage::new_from_source(
-        source, kLoaderOptions,
-        VImage::option()->set("access", static_cast<int>(VIPS_ACCESS_SEQUENTIAL)));
-  });
-  if (!header.ok()) return header.status();
-  const Dims stored{header->width(), header->height()};
-  const std::uint64_t pixels =
-      static_cast<std::uint64_t>(stored.width) * static_cast<std::uint64_t>(stored.height);
-  if (pixels > max_pixels) {
-    char message[160];
-    std::snprintf(message, sizeof message,
-                  "image declares %dx%d (%.1f MP), over --max-pixels %.1f MP", stored.width,
-                  stored.height, pixels / 1e6, max_pixels / 1e6);
-    return Status(Code::kTooManyPixels, message);
-  }
-  SourceInfo info;
-  // EXIF orientations 5-8 swap the sides (unless --no-rotate).
-  info.upright = !no_rotate && vips_image_get_orientation_swap(header->get_image())
-                     ? Dims{stored.height, stored.width}
-                     : stored;
-  const bool cmyk = header->interpretation() == VIPS_INTERPRETATION_CMYK;
-  const bool profiled = header->get_typeof(VIPS_META_ICC_NAME) != 0;
-  info.cmyk_with_profile = cmyk && profiled;
-  info.needs_colour_transform = cmyk || profiled;
-  info.plan = plan_decode(header->get_image());
-  return info;
-}
 
 // ---------------------------------------------------------------------------
 // Sizes and decoding
@@ -359,12 +99,40 @@ vips::VOption* box_options(const ThumbnailBox& box, const ResizeSettings& settin
   return options;
 }
 
+/// Whether `decode` can leave the JPEG decode to jpeg_decode.h: the bytes
+/// are in memory and nothing asks for a colour transform.
+bool decodes_directly(const OpenedSource& source, const SourceInfo& info, const ResizeSettings& settings) {
+  return settings.decode_jpeg_directly && !source.bytes.empty() && info.plain_jpeg &&
+         settings.profile != Profile::kP3;
+}
+
+/// decode()'s result when decodes_directly: the same shrink-on-load, by
+/// libjpeg, then thumbnail of the in-memory image does what thumbnail of
+/// the source does after its load.
+Result<VImage> decode_directly(const OpenedSource& source, const SourceInfo& info, const ThumbnailBox& box,
+                               const ResizeSettings& settings) {
+  const int shrink = thumbnail_jpeg_shrink(info.stored, info.swap, box);
+  auto header = vips_step(Code::kCorruptImage, "corrupt image", [&] {
+    return VImage::new_from_source(source.vips, kLoaderOptions,
+                                   VImage::option()
+                                       ->set("access", static_cast<int>(VIPS_ACCESS_SEQUENTIAL))
+                                       ->set("shrink", shrink));
+  });
+  if (!header.ok()) return header.status();
+  Result<VImage> pixels = decode_jpeg_scaled(source.bytes, shrink, *header);
+  if (!pixels.ok()) return pixels.status();
+  return vips_step(Code::kInternal, "resize failed", [&] {
+    return pixels->thumbnail_image(box.width, box_options(box, settings)).copy_memory();
+  });
+}
+
 /// The one decode: shrink-on-load straight to `box`, EXIF orientation
 /// applied (unless --no-rotate), colour converted as settings.profile says,
 /// then copied to memory. Decoding is lazy, so a truncated file fails here,
 /// at the copy.
-Result<VImage> decode(const VSource& source, const SourceInfo& info, const ThumbnailBox& box,
+Result<VImage> decode(const OpenedSource& source, const SourceInfo& info, const ThumbnailBox& box,
                       const ResizeSettings& settings) {
+  if (decodes_directly(source, info, settings)) return decode_directly(source, info, box, settings);
   return vips_step(Code::kCorruptImage, "corrupt image", [&] {
     vips::VOption* options = box_options(box, settings)
                                  ->set("option_string", kLoaderOptions)
@@ -385,7 +153,7 @@ Result<VImage> decode(const VSource& source, const SourceInfo& info, const Thumb
         options->set("import_profile", "srgb")->set("export_profile", "p3");
         break;
     }
-    return VImage::thumbnail_source(source, box.width, options).copy_memory();
+    return VImage::thumbnail_source(source.vips, box.width, options).copy_memory();
   });
 }
 
@@ -481,13 +249,13 @@ Result<std::vector<EncodedThumbnail>> make_thumbnails(const ImageSource& source,
   vips_error_clear();  // a stale message from an earlier job must not leak in
   if (Status valid = check_settings(settings); !valid.ok()) return valid;
 
-  Result<VSource> opened = open_source(source);
+  Result<OpenedSource> opened = open_source(source);
   if (!opened.ok()) return opened.status();
   const char* origin = source.path.empty() ? "body" : "file";
-  if (Status loader = check_loader(*opened, origin, settings.allow_untrusted_formats); !loader.ok()) {
+  if (Status loader = check_loader(opened->vips, origin, settings.allow_untrusted_formats); !loader.ok()) {
     return loader;
   }
-  Result<SourceInfo> info = check_header(*opened, settings.max_pixels, settings.no_rotate);
+  Result<SourceInfo> info = check_header(opened->vips, settings.max_pixels, settings.no_rotate);
   if (!info.ok()) return info.status();
 
   const std::size_t largest = largest_size(info->upright, settings);

@@ -39,6 +39,10 @@ struct ResizeSettings {
   bool optimize_coding = false;
   int effort = kDefaultEffort;
   bool lossless = false;
+  // A plain JPEG in memory is decoded by libjpeg directly (worker/jpeg_decode.h);
+  // false sends it through libvips' loader, as before, byte for byte the same
+  // thumbnails (tests/resize_test.cc compares the two).
+  bool decode_jpeg_directly = true;
 
   static ResizeSettings From(const Options& options);
 };
