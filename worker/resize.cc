@@ -16,6 +16,7 @@
 #include <malloc.h>
 
 #include <algorithm>
+#include <cstring>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -99,6 +100,27 @@ vips::VOption* box_options(const ThumbnailBox& box, const ResizeSettings& settin
   return options;
 }
 
+/// `lazy` computed into memory in the calling thread: the same pixels as
+/// copy_memory(), without a libvips sink (a pool thread, its semaphores and
+/// hand-offs, ~50 futex calls an image), which in the threaded build also
+/// contended with the other workers'.
+VImage in_memory(const VImage& lazy) {
+  VipsImage* source = lazy.get_image();
+  VipsImage* out = vips_image_new_memory();
+  VImage held(out);  // owns `out`
+  VipsRegion* region = nullptr;
+  VipsRect whole{0, 0, source->Xsize, source->Ysize};
+  if (vips_image_pipelinev(out, VIPS_DEMAND_STYLE_ANY, source, nullptr) != 0 || vips_image_write_prepare(out) != 0 ||
+      (region = vips_region_new(source)) == nullptr || vips_region_prepare(region, &whole) != 0) {
+    if (region != nullptr) g_object_unref(region);
+    throw vips::VError();
+  }
+  const std::size_t row_bytes = VIPS_IMAGE_SIZEOF_LINE(out);
+  for (int y = 0; y < out->Ysize; ++y) std::memcpy(VIPS_IMAGE_ADDR(out, 0, y), VIPS_REGION_ADDR(region, 0, y), row_bytes);
+  g_object_unref(region);
+  return held;
+}
+
 /// Whether `decode` can leave the JPEG decode to jpeg_decode.h: the bytes
 /// are in memory and nothing asks for a colour transform.
 bool decodes_directly(const OpenedSource& source, const SourceInfo& info, const ResizeSettings& settings) {
@@ -122,7 +144,7 @@ Result<VImage> decode_directly(const OpenedSource& source, const SourceInfo& inf
   Result<VImage> pixels = decode_jpeg_scaled(source.bytes, shrink, *header);
   if (!pixels.ok()) return pixels.status();
   return vips_step(Code::kInternal, "resize failed", [&] {
-    return pixels->thumbnail_image(box.width, box_options(box, settings)).copy_memory();
+    return in_memory(pixels->thumbnail_image(box.width, box_options(box, settings)));
   });
 }
 
@@ -160,7 +182,7 @@ Result<VImage> decode(const OpenedSource& source, const SourceInfo& info, const 
 /// `box` made from the decoded (in-memory, already upright) image.
 Result<VImage> derive(const VImage& decoded, const ThumbnailBox& box, const ResizeSettings& settings) {
   return vips_step(Code::kInternal, "resize failed", [&] {
-    return decoded.thumbnail_image(box.width, box_options(box, settings)).copy_memory();
+    return in_memory(decoded.thumbnail_image(box.width, box_options(box, settings)));
   });
 }
 
