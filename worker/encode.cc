@@ -1,6 +1,8 @@
 // Encode: see encode.h.
 #include "worker/encode.h"
 
+#include "worker/jpeg_encode.h"
+
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -139,6 +141,14 @@ bool keeps_metadata(const ResizeSettings& settings) {
 
 std::vector<std::byte> encode_image(const VImage& image, Format format, const ResizeSettings& settings) {
   VImage ready = prepare_for(format, image);
+  // The common case, by libjpeg directly (jpeg_encode.h): the same bytes.
+  if (format == Format::kJpeg && !keeps_metadata(settings) && settings.encode_jpeg_directly &&
+      encodes_directly(ready)) {
+    Result<std::vector<std::byte>> encoded = encode_jpeg(
+        ready, JpegEncoding{settings.quality, settings.progressive, settings.optimize_coding});
+    if (!encoded.ok()) throw VError(encoded.status().message());
+    return std::move(encoded).value();
+  }
   // Always pruned, not only when keeping some: the 8.14.1 WebP saver writes
   // the EXIF it finds on the image even with strip=true (measured here).
   ready = prune_metadata(ready, settings);

@@ -5,14 +5,13 @@
 
 #include <algorithm>
 #include <atomic>
-#include <csetjmp>
 #include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
 
-// jpeglib.h needs FILE and size_t declared first.
-#include <jpeglib.h>
+#include "worker/libjpeg_errors.h"
+
 #include <jerror.h>
 
 namespace thumbmill {
@@ -43,35 +42,6 @@ namespace {
 
 std::atomic<std::uint64_t> decodes{0};
 
-// libjpeg reports errors by calling error_exit, which must not return: it
-// longjmps back into decode_rows. Nothing with a destructor lives in the
-// frames it jumps over.
-struct ErrorManager {
-  jpeg_error_mgr pub;  // first: libjpeg sees only this part
-  std::jmp_buf jump;
-  char message[JMSG_LENGTH_MAX];  // why it failed
-  // libvips puts the first warning in its error buffer, ahead of the error
-  // itself, and a failure is reported by the buffer's first line.
-  char first_warning[JMSG_LENGTH_MAX];
-};
-
-[[noreturn]] void on_error(j_common_ptr cinfo) {
-  auto* errors = reinterpret_cast<ErrorManager*>(cinfo->err);
-  (*cinfo->err->format_message)(cinfo, errors->message);
-  std::longjmp(errors->jump, 1);
-}
-
-// Warnings pass (many camera JPEGs carry some), as with libvips' fail_on
-// error, until the hundredth: a file that damaged is an error.
-void on_message(j_common_ptr cinfo, int level) {
-  if (level >= 0) return;  // trace messages
-  if (++cinfo->err->num_warnings == 1) {
-    (*cinfo->err->format_message)(cinfo, reinterpret_cast<ErrorManager*>(cinfo->err)->first_warning);
-  } else if (cinfo->err->num_warnings >= 100) {
-    (*cinfo->err->error_exit)(cinfo);
-  }
-}
-
 // The whole body is the buffer: when libjpeg wants more, the file ended
 // early, which libvips' loader (fail_on error) also calls an error.
 void init_source(j_decompress_ptr) {}
@@ -91,7 +61,7 @@ void skip_input_data(j_decompress_ptr cinfo, long count) {
 /// Decodes out's rows (out is prepared, out->Xsize x Ysize, `bands` bytes a
 /// pixel) from `jpeg` at 1/`shrink`; `spare` holds one full libjpeg row.
 /// False with errors->message set when libjpeg gave up.
-bool decode_rows(jpeg_decompress_struct* cinfo, ErrorManager* errors, jpeg_source_mgr* source,
+bool decode_rows(jpeg_decompress_struct* cinfo, LibjpegErrors* errors, jpeg_source_mgr* source,
                  std::span<const std::byte> jpeg, int shrink, VipsImage* out, JSAMPLE* spare,
                  std::size_t spare_size) {
   if (setjmp(errors->jump) != 0) return false;
@@ -138,12 +108,8 @@ Result<vips::VImage> decode_jpeg_scaled(std::span<const std::byte> jpeg, int shr
     return Status(Code::kTooMuchMemory, "out of memory: cannot hold the decoded image");
   }
   jpeg_decompress_struct cinfo;
-  ErrorManager errors;
-  cinfo.err = jpeg_std_error(&errors.pub);
-  errors.pub.error_exit = on_error;
-  errors.pub.emit_message = on_message;
-  errors.message[0] = '\0';
-  errors.first_warning[0] = '\0';
+  LibjpegErrors errors;
+  errors.Attach(reinterpret_cast<j_common_ptr>(&cinfo));
   jpeg_create_decompress(&cinfo);
   jpeg_source_mgr source{};
   // One full libjpeg row: it may be wider than the image by shrink - 1.
@@ -151,10 +117,7 @@ Result<vips::VImage> decode_jpeg_scaled(std::span<const std::byte> jpeg, int shr
   const bool decoded = decode_rows(&cinfo, &errors, &source, jpeg, shrink, out, spare.data(), spare.size());
   // As in libvips: no jpeg_finish_decompress, whose only work is reading the tail.
   jpeg_destroy_decompress(&cinfo);
-  if (!decoded) {
-    const char* reason = errors.first_warning[0] != '\0' ? errors.first_warning : errors.message;
-    return Status(Code::kCorruptImage, std::string("corrupt image: ") + reason);
-  }
+  if (!decoded) return Status(Code::kCorruptImage, std::string("corrupt image: ") + errors.Reason());
   decodes.fetch_add(1, std::memory_order_relaxed);
   return image;
 }

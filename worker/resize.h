@@ -43,6 +43,9 @@ struct ResizeSettings {
   // false sends it through libvips' loader, as before, byte for byte the same
   // thumbnails (tests/resize_test.cc compares the two).
   bool decode_jpeg_directly = true;
+  // Likewise a JPEG thumbnail without metadata is encoded by libjpeg
+  // directly (worker/jpeg_encode.h); false: libvips' jpegsave.
+  bool encode_jpeg_directly = true;
 
   static ResizeSettings From(const Options& options);
 };

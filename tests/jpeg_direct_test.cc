@@ -1,6 +1,8 @@
-// The direct JPEG decode (worker/jpeg_decode.h) against libvips' loader:
-// the same pixels, the same thumbnails byte for byte, the same failures.
+// The direct JPEG decode and encode (worker/jpeg_decode.h, jpeg_encode.h)
+// against libvips' loader and jpegsave: the same pixels, the same thumbnails
+// byte for byte, the same failures.
 #include "worker/jpeg_decode.h"
+#include "worker/jpeg_encode.h"
 #include "worker/resize.h"
 
 #include <cstddef>
@@ -17,7 +19,7 @@ namespace {
 
 using namespace test_images;
 
-void start_vips() { REQUIRE(init_vips("jpeg_decode_test", /*allow_untrusted_formats=*/false).ok()); }
+void start_vips() { REQUIRE(init_vips("jpeg_direct_test", /*allow_untrusted_formats=*/false).ok()); }
 
 struct Sample {
   std::string name;
@@ -64,6 +66,14 @@ std::vector<std::pair<std::string, ResizeSettings>> setting_cases() {
   turned.no_rotate = true;
   turned.keep.exif = true;
   cases.emplace_back("--no-rotate --keep exif", turned);
+  ResizeSettings fine = settings_with({{200, 0}, {48, 0}});
+  fine.quality = 95;  // no chroma subsampling from 90
+  cases.emplace_back("--quality 95", fine);
+  ResizeSettings progressive = settings_with({{200, 0}, {31, 0}});
+  progressive.progressive = true;
+  progressive.optimize_coding = true;
+  progressive.quality = 60;
+  cases.emplace_back("--progressive --optimize-coding --quality 60", progressive);
   ResizeSettings formats = settings_with({{64, 0}});
   formats.formats = {Format::kWebp, Format::kPng};
   formats.profile = Profile::kKeep;
@@ -71,8 +81,11 @@ std::vector<std::pair<std::string, ResizeSettings>> setting_cases() {
   return cases;
 }
 
+/// The thumbnails by libjpeg directly (decode and encode), or by libvips'
+/// loader and jpegsave.
 Result<std::vector<EncodedThumbnail>> make(const Bytes& jpeg, ResizeSettings settings, bool directly) {
   settings.decode_jpeg_directly = directly;
+  settings.encode_jpeg_directly = directly;
   return make_thumbnails(ImageSource{std::span<const std::byte>(jpeg), ""}, settings);
 }
 
@@ -113,7 +126,7 @@ TEST_CASE("decode_jpeg_scaled gives libvips' pixels and header at every shrink")
   }
 }
 
-TEST_CASE("thumbnails from the direct decode are byte-identical to libvips' loader's") {
+TEST_CASE("thumbnails by the direct decode and encode are byte-identical to libvips' loader and jpegsave's") {
   start_vips();
   for (const Sample& sample : samples()) {
     for (const auto& [label, settings] : setting_cases()) {
@@ -183,6 +196,47 @@ TEST_CASE("a JPEG with an ICC profile or in CMYK still goes through libvips' loa
     REQUIRE_MESSAGE(made.ok(), made.status().message());
     CHECK(jpeg_direct_decodes() == before);
   }
+}
+
+}  // namespace
+}  // namespace thumbmill
+
+namespace thumbmill {
+namespace {
+
+TEST_CASE("encode_jpeg writes jpegsave's bytes: RGB and grey, subsampled or not, baseline or progressive") {
+  start_vips();
+  const VImage rgb = noisy_photo(203, 151).copy_memory();
+  const VImage grey = rgb.colourspace(VIPS_INTERPRETATION_B_W).copy_memory();
+  for (const VImage* image : {&rgb, &grey}) {
+    for (int quality : {1, 50, 85, 89, 90, 100}) {
+      for (bool progressive : {false, true}) {
+        for (bool optimize : {false, true}) {
+          CAPTURE(image->bands());
+          CAPTURE(quality);
+          CAPTURE(progressive);
+          CAPTURE(optimize);
+          REQUIRE(encodes_directly(*image));
+          auto direct = encode_jpeg(*image, JpegEncoding{quality, progressive, optimize});
+          REQUIRE_MESSAGE(direct.ok(), direct.status().message());
+          const Bytes by_libvips = encode_as(*image, ".jpg", VImage::option()
+                                                                 ->set("Q", quality)
+                                                                 ->set("interlace", progressive)
+                                                                 ->set("optimize_coding", optimize)
+                                                                 ->set("strip", true));
+          CHECK(*direct == by_libvips);
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("encode_jpeg computes a lazy image's pixels itself") {
+  start_vips();
+  const VImage lazy = noisy_photo(120, 80).resize(0.5);
+  auto direct = encode_jpeg(lazy, JpegEncoding{});
+  REQUIRE_MESSAGE(direct.ok(), direct.status().message());
+  CHECK(*direct == encode_as(lazy, ".jpg", VImage::option()->set("Q", 85)->set("strip", true)));
 }
 
 }  // namespace
