@@ -15,6 +15,9 @@
 namespace thumbmill::fetch {
 namespace {
 
+// What libcurl receives into per transfer (CURLOPT_BUFFERSIZE; see its use).
+constexpr long kReceiveBufferBytes = 256 * 1024;
+
 std::size_t on_header(char* buffer, std::size_t size, std::size_t count, void* user) {
   const std::size_t n = size * count;
   return static_cast<Transfer*>(user)->OnHeaderLine({buffer, n}) ? n : 0;
@@ -213,6 +216,11 @@ void configure_handle(CURL* easy, const Options& options) {
   curl_easy_setopt(easy, CURLOPT_XFERINFOFUNCTION, on_progress);
   curl_easy_setopt(easy, CURLOPT_NOPROGRESS, 0L);
   curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+  // libcurl's default 16 KiB receive buffer means a recv() and a copy into
+  // the arena per 16 KiB. 256 KiB a transfer (4 MiB at 16 transfers) took the
+  // downloader's CPU over 578 MB of loopback downloads from 0.73 s to 0.59 s
+  // (128 KiB: 0.61, 512 KiB: 0.56).
+  curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, kReceiveBufferBytes);
 }
 
 }  // namespace thumbmill::fetch
