@@ -1,8 +1,9 @@
 // Resize: one source image in, every requested thumbnail out, encoded.
 //
-// The source is decoded once: libvips shrink-on-load opens it at the largest
-// requested size, that small image is copied into memory, and the smaller
-// sizes are derived from the copy. Headers are checked before any pixel is
+// The source is decoded once: shrink-on-load opens it at the largest
+// requested size (libvips, or for a plain JPEG in memory libjpeg directly:
+// worker/jpeg_decode.h), that small image is held in memory, and the smaller
+// sizes are derived from it. Headers are checked before any pixel is
 // decoded (pixel cap, decode memory, untrusted loaders), and a truncated or
 // damaged file is an error, never a grey-padded thumbnail.
 #pragma once
