@@ -86,11 +86,26 @@ class FdListFeed : public SourceFeed {
       complete = std::move(partial_);  // a last line without a newline
       partial_.clear();
     } else {
-      partial_.append(chunk, static_cast<std::size_t>(n));
+      std::string_view data(chunk, static_cast<std::size_t>(n));
+      if (skipping_) {  // the rest of a line already too long: up to its newline
+        const auto newline = data.find('\n');
+        if (newline == std::string_view::npos) return true;
+        data.remove_prefix(newline);
+        skipping_ = false;
+      }
+      partial_.append(data);
       const auto last_newline = partial_.rfind('\n');
-      if (last_newline == std::string::npos) return true;
-      complete = partial_.substr(0, last_newline + 1);
-      partial_.erase(0, last_newline + 1);
+      if (last_newline != std::string::npos) {
+        complete = partial_.substr(0, last_newline + 1);
+        partial_.erase(0, last_newline + 1);
+      }
+      // A line past kMaxLineBytes is kept only that far (the parser calls it
+      // too long); the rest of it is dropped as it arrives.
+      if (partial_.size() > kMaxLineBytes) {
+        partial_.resize(kMaxLineBytes + 1);
+        skipping_ = true;
+      }
+      if (complete.empty()) return true;
     }
     // The parser consumed everything before: start its stream afresh.
     lines_.clear();
@@ -104,7 +119,8 @@ class FdListFeed : public SourceFeed {
   std::string name_;
   std::istringstream lines_;
   SourceList parser_{lines_};
-  std::string partial_;
+  std::string partial_;  // at most kMaxLineBytes + 1 bytes
+  bool skipping_ = false;  // dropping the rest of a line too long
   bool eof_ = false;
   bool done_ = false;
   Status status_;

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <limits>
 
 #include "shared/s3_location.h"
 #include "shared/url.h"
@@ -186,11 +187,36 @@ Result<std::unique_ptr<SourceList>> SourceList::Open(const std::string& path) {
   return std::unique_ptr<SourceList>(new SourceList(std::move(file), path));
 }
 
+bool SourceList::ReadLine(std::string& line, bool& too_long) {
+  // getline into a buffer one byte larger than a line may be: it stops there
+  // (failbit) on a longer line, whose rest is then skipped.
+  line.resize(kMaxLineBytes + 2);
+  in_.getline(line.data(), static_cast<std::streamsize>(line.size()));
+  const auto got = static_cast<std::size_t>(in_.gcount());  // counts the newline, if read
+  if (got == 0 && in_.fail()) return false;  // the end (or a read error: see Next)
+  const bool stopped_short = in_.fail() && !in_.eof();   // kMaxLineBytes + 1 bytes, no newline yet
+  line.resize(in_.eof() || stopped_short ? got : got - 1);  // NULs and all
+  too_long = line.size() > kMaxLineBytes;
+  if (stopped_short) {
+    in_.clear();
+    in_.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
+  }
+  return true;
+}
+
 std::optional<SourceLine> SourceList::Next() {
   std::string line;
+  bool too_long = false;
   errno = 0;
-  while (std::getline(in_, line)) {
+  while (ReadLine(line, too_long)) {
     ++line_number_;
+    if (too_long) {
+      SourceLine cut;
+      cut.line_number = line_number_;
+      cut.text = line.substr(0, 80);
+      cut.display = cut.text;
+      return malformed(std::move(cut), "line is longer than " + std::to_string(kMaxLineBytes) + " bytes");
+    }
     std::string_view text = line;
     if (line_number_ == 1 && text.starts_with(kUtf8Bom)) text.remove_prefix(kUtf8Bom.size());
     text = trim(text);

@@ -35,6 +35,11 @@ enum class SourceKind { kHttp, kFile, kS3 };
 /// Longest accepted source, in bytes (a line longer than this is an error).
 inline constexpr std::size_t kMaxSourceLength = 3000;
 
+/// Longest line read, whitespace included: a longer one is an error entry,
+/// and reading it holds no more than this (a list with no newline in a
+/// gigabyte must not cost a gigabyte).
+inline constexpr std::size_t kMaxLineBytes = 64 * 1024;
+
 struct SourceLine {
   std::uint64_t line_number = 0;  // 1-based
   std::string text;               // the trimmed line as written
@@ -59,7 +64,8 @@ class SourceList {
   static Result<std::unique_ptr<SourceList>> Open(const std::string& path);
 
   /// The next non-blank, non-comment line; nullopt at the end of the list.
-  /// Reads only as far as that line: the list is never held whole.
+  /// Reads only as far as that line: the list is never held whole, nor a
+  /// line longer than kMaxLineBytes (read past, and returned as malformed).
   std::optional<SourceLine> Next();
   /// Set when reading the list itself failed (not a malformed line).
   const Status& read_status() const { return read_status_; }
@@ -69,6 +75,10 @@ class SourceList {
       : owned_(std::move(owned)), in_(*owned_), name_(std::move(name)) {}
 
   std::unique_ptr<std::istream> owned_;
+  /// The next line into `line` (at most kMaxLineBytes + 1 bytes kept;
+  /// `too_long` when it had more); false at the end.
+  bool ReadLine(std::string& line, bool& too_long);
+
   std::istream& in_;
   std::string name_ = "the source list";  // for read_status()
   std::uint64_t line_number_ = 0;

@@ -7,7 +7,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <fstream>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "coordinator/source_feed.h"
 #include "tests/test_support.h"
@@ -35,6 +38,20 @@ struct ListPipe {
     writer = -1;
   }
 };
+
+/// The process's peak resident memory so far (VmHWM), in bytes.
+std::uint64_t peak_rss_bytes() {
+  std::ifstream status("/proc/self/status");
+  std::string key;
+  std::uint64_t kib = 0;
+  while (status >> key) {
+    if (key == "VmHWM:") {
+      status >> kib;
+      return kib * 1024;
+    }
+  }
+  return 0;
+}
 
 bool readable_now(int fd) {
   pollfd p{fd, POLLIN, 0};
@@ -132,4 +149,39 @@ TEST_CASE("standard input (\"-\") is read without blocking and gets its flags ba
   CHECK(::fcntl(STDIN_FILENO, F_GETFL) == flags_before);
   ::dup2(saved, STDIN_FILENO);
   ::close(saved);
+}
+
+TEST_CASE("a line with no newline for 300 MB costs the feed no more than kMaxLineBytes") {
+  ListPipe list;
+  auto feed = open_list_feed(list.path);
+  REQUIRE(feed.ok());
+  SourceFeed& f = **feed;
+  const std::uint64_t peak_before = peak_rss_bytes();
+  REQUIRE(peak_before > 0);
+  std::thread writer([&list] {
+    const std::string chunk(1 << 20, 'a');
+    for (int i = 0; i < 300; ++i) list.Write(chunk);
+    list.Write("\nhttp://127.0.0.1/z.jpg\n");
+    list.Close();
+  });
+  std::vector<SourceLine> lines;
+  while (!f.done()) {
+    if (auto line = f.TryNext()) {
+      lines.push_back(std::move(*line));
+      continue;
+    }
+    if (f.wait_fd() < 0) break;
+    pollfd p{f.wait_fd(), POLLIN, 0};
+    ::poll(&p, 1, 1000);
+  }
+  writer.join();
+  REQUIRE(lines.size() == 2);
+  CHECK_FALSE(lines[0].status.ok());
+  CHECK(lines[0].line_number == 1);
+  CHECK(lines[1].location == "http://127.0.0.1/z.jpg");
+  CHECK(lines[1].line_number == 2);
+  CHECK(f.status().ok());
+  // The line was 300 MB; the feed held at most kMaxLineBytes of it (and the
+  // test's own 1 MB chunk): allow a generous 32 MB for everything else.
+  CHECK(peak_rss_bytes() - peak_before < (std::uint64_t{32} << 20));
 }

@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -396,6 +397,74 @@ TEST_CASE("streaming: a million-line list yields its first entry at once") {
   CHECK(last_line == kLines);
   CHECK(generator.lines_made() == kLines);
   CHECK(list.read_status().ok());
+}
+
+/// `bytes` of 'a' with no newline, then `rest`, made as the reader asks:
+/// a line of any length costs the test no memory.
+class EndlessLine : public std::streambuf {
+ public:
+  EndlessLine(std::uint64_t bytes, std::string rest) : left_(bytes), rest_(std::move(rest)), chunk_(1 << 16, 'a') {}
+  std::uint64_t handed_out() const { return handed_; }
+
+ protected:
+  int_type underflow() override {
+    if (gptr() < egptr()) return traits_type::to_int_type(*gptr());
+    if (left_ > 0) {
+      const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(left_, chunk_.size()));
+      left_ -= n;
+      handed_ += n;
+      setg(chunk_.data(), chunk_.data(), chunk_.data() + n);
+    } else if (!rest_done_) {
+      rest_done_ = true;
+      setg(rest_.data(), rest_.data(), rest_.data() + rest_.size());
+      if (rest_.empty()) return traits_type::eof();
+    } else {
+      return traits_type::eof();
+    }
+    return traits_type::to_int_type(*gptr());
+  }
+
+ private:
+  std::uint64_t left_;
+  std::uint64_t handed_ = 0;
+  std::string rest_;
+  bool rest_done_ = false;
+  std::string chunk_;
+};
+
+TEST_CASE("a line longer than kMaxLineBytes is one malformed entry, held no longer than that") {
+  // 200 MB in one line: std::getline held all of it (and the report its text).
+  EndlessLine buffer(200'000'000, "\nhttp://127.0.0.1/after.jpg\n");
+  std::istream in(&buffer);
+  SourceList list(in);
+  std::optional<SourceLine> huge = list.Next();
+  REQUIRE(huge.has_value());
+  CHECK(huge->line_number == 1);
+  CHECK_FALSE(huge->status.ok());
+  CHECK(contains(huge->status.message(), "longer than " + std::to_string(kMaxLineBytes) + " bytes"));
+  CHECK(huge->text.size() <= kMaxSourceLength);
+  std::optional<SourceLine> after = list.Next();
+  REQUIRE(after.has_value());
+  CHECK(after->line_number == 2);
+  CHECK(after->location == "http://127.0.0.1/after.jpg");
+  CHECK_FALSE(list.Next().has_value());
+  CHECK(list.read_status().ok());
+  CHECK(buffer.handed_out() == 200'000'000);
+}
+
+TEST_CASE("a line of exactly kMaxLineBytes is parsed as usual; one byte more is too long") {
+  const std::string spaces(kMaxLineBytes - std::string("a.jpg").size(), ' ');
+  auto lines = read_all(spaces + "a.jpg\n" + spaces + "ab.jpg\nb.jpg");
+  REQUIRE(lines.size() == 3);
+  CHECK(lines[0].location == "a.jpg");
+  CHECK_FALSE(lines[1].status.ok());
+  CHECK(lines[1].line_number == 2);
+  CHECK(lines[2].location == "b.jpg");
+  CHECK(lines[2].line_number == 3);
+  // A last line without a newline, too long.
+  auto last = read_all("a.jpg\n" + std::string(kMaxLineBytes + 5, 'x'));
+  REQUIRE(last.size() == 2);
+  CHECK_FALSE(last[1].status.ok());
 }
 
 // ---------------------------------------------------------------------------
