@@ -183,6 +183,20 @@ TEST_CASE("damaged JPEGs fail, or pass, as they do through libvips' loader, with
   CHECK(failed == 4);  // the cut ones, and the one with hundreds of warnings
 }
 
+TEST_CASE("a decode too large to hold whole goes through libvips' loader, which streams it") {
+  start_vips();
+  // 2100x1500 at shrink 1 (a 1500 px size) is 9.45 MB decoded: over the 8 MiB
+  // the direct decode may hold. At 200 px (shrink 4) it is 0.6 MB: direct.
+  const Bytes jpeg = encode_as(noisy_photo(2100, 1500), ".jpg");
+  std::uint64_t before = jpeg_direct_decodes();
+  auto large = make(jpeg, settings_with({{1500, 0}}), true);
+  REQUIRE_MESSAGE(large.ok(), large.status().message());
+  CHECK(jpeg_direct_decodes() == before);
+  auto small = make(jpeg, settings_with({{200, 0}}), true);
+  REQUIRE_MESSAGE(small.ok(), small.status().message());
+  CHECK(jpeg_direct_decodes() == before + 1);
+}
+
 TEST_CASE("a JPEG with an ICC profile or in CMYK still goes through libvips' loader") {
   start_vips();
   const VImage photo = noisy_photo(640, 480);
