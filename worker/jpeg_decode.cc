@@ -58,7 +58,7 @@ void skip_input_data(j_decompress_ptr cinfo, long count) {
   source->bytes_in_buffer -= static_cast<std::size_t>(count);
 }
 
-/// Decodes out's rows (out is prepared, out->Xsize x Ysize, `bands` bytes a
+/// Decodes `out`'s rows (a prepared memory image, 8-bit, out->Bands bytes a
 /// pixel) from `jpeg` at 1/`shrink`; `spare` holds one full libjpeg row.
 /// False with errors->message set when libjpeg gave up.
 bool decode_rows(jpeg_decompress_struct* cinfo, LibjpegErrors* errors, jpeg_source_mgr* source,

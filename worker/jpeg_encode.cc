@@ -1,6 +1,8 @@
 // jpeg_encode.h says why and which libvips code this mirrors.
 #include "worker/jpeg_encode.h"
 
+#include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 
@@ -10,13 +12,14 @@
 namespace thumbmill {
 namespace {
 
-/// Compresses `region`'s rows (the whole image) into *out / *out_size
-/// (jpeg_mem_dest: malloc'd, the caller frees). False with errors->message
-/// set when libjpeg gave up.
-bool compress_rows(jpeg_compress_struct* cinfo, LibjpegErrors* errors, VipsRegion* region,
+/// Compresses `image`'s rows into *out / *out_size (jpeg_mem_dest: malloc'd,
+/// the caller frees), computing them through `region` 128 rows at a time, as
+/// a sink would (a lazy image never needs a whole-image buffer). False with
+/// errors->message set when libjpeg or libvips gave up.
+bool compress_rows(jpeg_compress_struct* cinfo, LibjpegErrors* errors, VipsImage* image, VipsRegion* region,
                    const JpegEncoding& encoding, unsigned char** out, unsigned long* out_size) {
+  constexpr int kStripRows = 128;
   if (setjmp(errors->jump) != 0) return false;
-  VipsImage* image = region->im;
   jpeg_mem_dest(cinfo, out, out_size);
   cinfo->image_width = static_cast<JDIMENSION>(image->Xsize);
   cinfo->image_height = static_cast<JDIMENSION>(image->Ysize);
@@ -34,9 +37,17 @@ bool compress_rows(jpeg_compress_struct* cinfo, LibjpegErrors* errors, VipsRegio
   }
   cinfo->write_JFIF_header = FALSE;  // strip
   jpeg_start_compress(cinfo, TRUE);
-  for (int y = 0; y < image->Ysize; ++y) {
-    JSAMPROW row = VIPS_REGION_ADDR(region, 0, y);
-    jpeg_write_scanlines(cinfo, &row, 1);
+  for (int top = 0; top < image->Ysize; top += kStripRows) {
+    VipsRect strip{0, top, image->Xsize, std::min(kStripRows, image->Ysize - top)};
+    if (vips_region_prepare(region, &strip) != 0) {
+      std::snprintf(errors->message, sizeof errors->message, "%s", vips_error_buffer());
+      vips_error_clear();
+      return false;
+    }
+    for (int y = strip.top; y < strip.top + strip.height; ++y) {
+      JSAMPROW row = VIPS_REGION_ADDR(region, 0, y);
+      jpeg_write_scanlines(cinfo, &row, 1);
+    }
   }
   jpeg_finish_compress(cinfo);
   return true;
@@ -51,19 +62,15 @@ bool encodes_directly(const vips::VImage& image) {
 
 Result<std::vector<std::byte>> encode_jpeg(const vips::VImage& image, const JpegEncoding& encoding) {
   VipsImage* pixels = image.get_image();
-  VipsRect whole{0, 0, pixels->Xsize, pixels->Ysize};
   VipsRegion* region = vips_region_new(pixels);
-  if (region == nullptr || vips_region_prepare(region, &whole) != 0) {
-    if (region != nullptr) g_object_unref(region);
-    return vips_failure(Code::kEncodeFailed, "encode jpeg failed", "cannot compute the pixels");
-  }
+  if (region == nullptr) return vips_failure(Code::kEncodeFailed, "encode jpeg failed", "cannot read the pixels");
   jpeg_compress_struct cinfo;
   LibjpegErrors errors;
   errors.Attach(reinterpret_cast<j_common_ptr>(&cinfo));
   jpeg_create_compress(&cinfo);
   unsigned char* out = nullptr;
   unsigned long out_size = 0;
-  const bool compressed = compress_rows(&cinfo, &errors, region, encoding, &out, &out_size);
+  const bool compressed = compress_rows(&cinfo, &errors, pixels, region, encoding, &out, &out_size);
   jpeg_destroy_compress(&cinfo);
   g_object_unref(region);
   Result<std::vector<std::byte>> result =
