@@ -13,12 +13,12 @@ namespace thumbmill {
 namespace {
 
 /// Compresses `image`'s rows into *out / *out_size (jpeg_mem_dest: malloc'd,
-/// the caller frees), computing them through `region` 128 rows at a time, as
+/// the caller frees), computing them through `region` 256 rows at a time, as
 /// a sink would (a lazy image never needs a whole-image buffer). False with
 /// errors->message set when libjpeg or libvips gave up.
 bool compress_rows(jpeg_compress_struct* cinfo, LibjpegErrors* errors, VipsImage* image, VipsRegion* region,
                    const JpegEncoding& encoding, unsigned char** out, unsigned long* out_size) {
-  constexpr int kStripRows = 128;
+  constexpr int kStripRows = 256;
   if (setjmp(errors->jump) != 0) return false;
   jpeg_mem_dest(cinfo, out, out_size);
   cinfo->image_width = static_cast<JDIMENSION>(image->Xsize);

@@ -107,7 +107,7 @@ vips::VOption* box_options(const ThumbnailBox& box, const ResizeSettings& settin
 /// strip's worth, whatever the size (a whole-image region would double the
 /// peak for a large --sizes).
 VImage in_memory(const VImage& lazy) {
-  constexpr int kStripRows = 128;
+  constexpr int kStripRows = 256;
   VipsImage* source = lazy.get_image();
   VipsImage* out = vips_image_new_memory();
   VImage held(out);  // owns `out`
