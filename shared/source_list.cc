@@ -187,15 +187,16 @@ Result<std::unique_ptr<SourceList>> SourceList::Open(const std::string& path) {
   return std::unique_ptr<SourceList>(new SourceList(std::move(file), path));
 }
 
-bool SourceList::ReadLine(std::string& line, bool& too_long) {
+bool SourceList::ReadLine(std::string_view& line, bool& too_long) {
   // getline into a buffer one byte larger than a line may be: it stops there
-  // (failbit) on a longer line, whose rest is then skipped.
-  line.resize(kMaxLineBytes + 2);
-  in_.getline(line.data(), static_cast<std::streamsize>(line.size()));
+  // (failbit) on a longer line, whose rest is then skipped. The buffer is
+  // sized once per list, not per line.
+  if (buffer_.size() != kMaxLineBytes + 2) buffer_.resize(kMaxLineBytes + 2);
+  in_.getline(buffer_.data(), static_cast<std::streamsize>(buffer_.size()));
   const auto got = static_cast<std::size_t>(in_.gcount());  // counts the newline, if read
   if (got == 0 && in_.fail()) return false;  // the end (or a read error: see Next)
   const bool stopped_short = in_.fail() && !in_.eof();   // kMaxLineBytes + 1 bytes, no newline yet
-  line.resize(in_.eof() || stopped_short ? got : got - 1);  // NULs and all
+  line = std::string_view(buffer_.data(), in_.eof() || stopped_short ? got : got - 1);  // NULs and all
   too_long = line.size() > kMaxLineBytes;
   if (stopped_short) {
     in_.clear();
@@ -205,7 +206,7 @@ bool SourceList::ReadLine(std::string& line, bool& too_long) {
 }
 
 std::optional<SourceLine> SourceList::Next() {
-  std::string line;
+  std::string_view line;
   bool too_long = false;
   errno = 0;
   while (ReadLine(line, too_long)) {
@@ -213,7 +214,7 @@ std::optional<SourceLine> SourceList::Next() {
     if (too_long) {
       SourceLine cut;
       cut.line_number = line_number_;
-      cut.text = line.substr(0, 80);
+      cut.text = std::string(line.substr(0, 80));
       cut.display = cut.text;
       return malformed(std::move(cut), "line is longer than " + std::to_string(kMaxLineBytes) + " bytes");
     }

@@ -25,6 +25,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "shared/status.h"
 
@@ -75,14 +76,16 @@ class SourceList {
       : owned_(std::move(owned)), in_(*owned_), name_(std::move(name)) {}
 
   std::unique_ptr<std::istream> owned_;
-  /// The next line into `line` (at most kMaxLineBytes + 1 bytes kept;
-  /// `too_long` when it had more); false at the end.
-  bool ReadLine(std::string& line, bool& too_long);
+  /// The next line as `line`, a view into buffer_ valid until the next
+  /// call (at most kMaxLineBytes + 1 bytes kept; `too_long` when it had
+  /// more); false at the end.
+  bool ReadLine(std::string_view& line, bool& too_long);
 
   std::istream& in_;
   std::string name_ = "the source list";  // for read_status()
   std::uint64_t line_number_ = 0;
   Status read_status_;
+  std::string buffer_;  // ReadLine's, kMaxLineBytes + 2 bytes once used
 };
 
 /// Classifies one line (the work behind Next()); surrounding whitespace is
