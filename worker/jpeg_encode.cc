@@ -1,24 +1,23 @@
 // jpeg_encode.h says why and which libvips code this mirrors.
 #include "worker/jpeg_encode.h"
 
-#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 
 #include "worker/libjpeg_errors.h"
+#include "worker/pixel_strips.h"
 #include "worker/vips_errors.h"
 
 namespace thumbmill {
 namespace {
 
 /// Compresses `image`'s rows into *out / *out_size (jpeg_mem_dest: malloc'd,
-/// the caller frees), computing them through `region` 256 rows at a time, as
-/// a sink would (a lazy image never needs a whole-image buffer). False with
-/// errors->message set when libjpeg or libvips gave up.
+/// the caller frees), computing them through `region` a strip at a time
+/// (pixel_strips.h). False with errors->message set when libjpeg or libvips
+/// gave up.
 bool compress_rows(jpeg_compress_struct* cinfo, LibjpegErrors* errors, VipsImage* image, VipsRegion* region,
                    const JpegEncoding& encoding, unsigned char** out, unsigned long* out_size) {
-  constexpr int kStripRows = 256;
   if (setjmp(errors->jump) != 0) return false;
   jpeg_mem_dest(cinfo, out, out_size);
   cinfo->image_width = static_cast<JDIMENSION>(image->Xsize);
@@ -37,17 +36,18 @@ bool compress_rows(jpeg_compress_struct* cinfo, LibjpegErrors* errors, VipsImage
   }
   cinfo->write_JFIF_header = FALSE;  // strip
   jpeg_start_compress(cinfo, TRUE);
-  for (int top = 0; top < image->Ysize; top += kStripRows) {
-    VipsRect strip{0, top, image->Xsize, std::min(kStripRows, image->Ysize - top)};
-    if (vips_region_prepare(region, &strip) != 0) {
-      std::snprintf(errors->message, sizeof errors->message, "%s", vips_error_buffer());
-      vips_error_clear();
-      return false;
-    }
+  const bool computed = for_each_strip(image, [&](VipsRect& strip) {
+    if (vips_region_prepare(region, &strip) != 0) return false;
     for (int y = strip.top; y < strip.top + strip.height; ++y) {
       JSAMPROW row = VIPS_REGION_ADDR(region, 0, y);
       jpeg_write_scanlines(cinfo, &row, 1);
     }
+    return true;
+  });
+  if (!computed) {
+    std::snprintf(errors->message, sizeof errors->message, "%s", vips_error_buffer());
+    vips_error_clear();
+    return false;
   }
   jpeg_finish_compress(cinfo);
   return true;
@@ -63,7 +63,7 @@ bool encodes_directly(const vips::VImage& image) {
 Result<std::vector<std::byte>> encode_jpeg(const vips::VImage& image, const JpegEncoding& encoding) {
   VipsImage* pixels = image.get_image();
   VipsRegion* region = vips_region_new(pixels);
-  if (region == nullptr) return vips_failure(Code::kEncodeFailed, "encode jpeg failed", "cannot read the pixels");
+  if (region == nullptr) return Status(Code::kEncodeFailed, take_vips_error("cannot read the pixels").text);
   jpeg_compress_struct cinfo;
   LibjpegErrors errors;
   errors.Attach(reinterpret_cast<j_common_ptr>(&cinfo));
@@ -77,7 +77,7 @@ Result<std::vector<std::byte>> encode_jpeg(const vips::VImage& image, const Jpeg
       compressed ? Result<std::vector<std::byte>>(std::vector<std::byte>(reinterpret_cast<std::byte*>(out),
                                                                          reinterpret_cast<std::byte*>(out) + out_size))
                  : Result<std::vector<std::byte>>(
-                       Status(Code::kEncodeFailed, std::string("encode jpeg failed: ") + errors.Reason()));
+                       Status(Code::kEncodeFailed, errors.Reason()));
   std::free(out);
   return result;
 }

@@ -34,7 +34,8 @@ bool encodes_directly(const vips::VImage& image);
 
 /// `image` (encodes_directly) as a JPEG file, as jpegsave_buffer with
 /// strip=true writes it. Its pixels are computed in the calling thread.
-/// kEncodeFailed with libjpeg's or libvips' message.
+/// kEncodeFailed with libjpeg's or libvips' message (the caller says what
+/// failed: resize.cc's encode() makes it "encode jpeg failed: ...").
 Result<std::vector<std::byte>> encode_jpeg(const vips::VImage& image, const JpegEncoding& encoding);
 
 }  // namespace thumbmill

@@ -10,6 +10,7 @@
 #include "worker/geometry.h"
 #include "worker/jpeg_decode.h"
 #include "worker/orc_guard.h"
+#include "worker/pixel_strips.h"
 #include "worker/source_open.h"
 #include "worker/vips_errors.h"
 
@@ -99,15 +100,11 @@ vips::VOption* box_options(const ThumbnailBox& box, const ResizeSettings& settin
   return options;
 }
 
-/// `lazy` computed into memory in the calling thread: the same pixels as
-/// copy_memory(), without a libvips sink (a pool thread, its semaphores and
-/// hand-offs, ~50 futex calls an image), which in the threaded build also
-/// contended with the other workers'. Strip by strip straight into the
-/// memory image, as the sink does, so what the pipeline holds meanwhile is a
-/// strip's worth, whatever the size (a whole-image region would double the
-/// peak for a large --sizes).
+/// `lazy` computed into memory in the calling thread (pixel_strips.h): the
+/// same pixels as copy_memory(), without a libvips sink (a pool thread, its
+/// semaphores and hand-offs, ~50 futex calls an image), which in the
+/// threaded build also contended with the other workers'.
 VImage in_memory(const VImage& lazy) {
-  constexpr int kStripRows = 256;
   VipsImage* source = lazy.get_image();
   VipsImage* out = vips_image_new_memory();
   VImage held(out);  // owns `out`
@@ -117,11 +114,10 @@ VImage in_memory(const VImage& lazy) {
   VipsRegion* from = vips_region_new(source);
   VipsRegion* to = vips_region_new(out);
   VipsRect whole{0, 0, out->Xsize, out->Ysize};
-  bool ok = from != nullptr && to != nullptr && vips_region_image(to, &whole) == 0;
-  for (int top = 0; ok && top < out->Ysize; top += kStripRows) {
-    VipsRect strip{0, top, out->Xsize, std::min(kStripRows, out->Ysize - top)};
-    ok = vips_region_prepare_to(from, to, &strip, 0, top) == 0;
-  }
+  const bool ok = from != nullptr && to != nullptr && vips_region_image(to, &whole) == 0 &&
+                  for_each_strip(out, [&](VipsRect& strip) {
+                    return vips_region_prepare_to(from, to, &strip, 0, strip.top) == 0;
+                  });
   if (from != nullptr) g_object_unref(from);
   if (to != nullptr) g_object_unref(to);
   if (!ok) throw vips::VError();
