@@ -39,7 +39,10 @@ Body::Put Body::AppendToArena(std::string_view data, std::int64_t expected, bool
   // holds arena while waiting, and two such bodies could wait on each other.
   if (length_ + data.size() > capacity_ && !GrowFor(length_ + data.size()))
     return SpillAndAppend(data);
-  std::memcpy(queue.body(*slot_).data() + length_, data.data(), data.size());
+  if (Status st = queue.Fill(*slot_, length_, std::as_bytes(std::span(data))); !st.ok()) {
+    error_ = st;
+    return Put::kFailed;
+  }
   length_ += data.size();
   return Put::kStored;
 }

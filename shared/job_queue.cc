@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cassert>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -311,6 +312,18 @@ void JobQueue::DropPages(SlotId id) {
   const auto begin = reinterpret_cast<std::uintptr_t>(arena_ + s.offset) & ~(page - 1);
   const auto end = (reinterpret_cast<std::uintptr_t>(arena_ + s.offset + s.capacity) + page - 1) & ~(page - 1);
   ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
+Status JobQueue::Fill(SlotId id, std::uint64_t at, std::span<const std::byte> data) {
+  const JobSlot& s = slots_[id];
+  assert(at + data.size() <= s.capacity);
+  if (data.empty()) return Status::Ok();
+  if (!writer_) {
+    std::memcpy(arena_ + s.offset + at, data.data(), data.size());
+    return Status::Ok();
+  }
+  const auto base = static_cast<std::uint64_t>(arena_ - reinterpret_cast<std::byte*>(header_));
+  return writer_(base + s.offset + at, data);
 }
 
 void JobQueue::Publish(SlotId id, std::uint64_t length, const FetchFacts& fetch) {

@@ -181,6 +181,16 @@ class JobQueue {
   using PageReserver = std::function<bool(std::uint64_t offset, std::uint64_t length)>;
   void set_page_reserver(PageReserver reserver) { reserver_ = std::move(reserver); }
 
+  /// How this process copies a body's bytes into the arena (Fill). Called
+  /// with a byte offset into the queue's block. The shared placement writes
+  /// through the segment's file (SharedSegment::Write): the producer never
+  /// maps the pages it fills, so it takes no page fault per 4 KiB and has no
+  /// mapping to drop at Publish (measured: 0.3 s of the downloader's 0.5 s
+  /// of system time over 578 MB). Per process, like the reserver. Default:
+  /// a memcpy into this process's mapping.
+  using ArenaWriter = std::function<Status(std::uint64_t offset, std::span<const std::byte> data)>;
+  void set_arena_writer(ArenaWriter writer) { writer_ = std::move(writer); }
+
   /// Claims a free slot with an arena extent of `capacity` bytes (0 for a
   /// job whose body is a path) for `owner`. nullopt: no slot or no
   /// contiguous room right now (or its pages could not be reserved);
@@ -196,6 +206,10 @@ class JobQueue {
   /// gives its arena extent back. False, changing nothing, when `path` is
   /// kMaxJobPath bytes or longer. REQUIRES: caller owns the kFilling slot.
   [[nodiscard]] bool SpillToPath(SlotId slot, std::string_view path);
+
+  /// Copies `data` into the kFilling slot's extent at byte `at` of it.
+  /// REQUIRES: caller owns the slot; at + data.size() <= its capacity.
+  Status Fill(SlotId slot, std::uint64_t at, std::span<const std::byte> data);
 
   /// Makes the job available to consumers, with what its fetch did (the
   /// consumer reports it). REQUIRES: length <= capacity, or any length for a
@@ -303,6 +317,7 @@ class JobQueue {
   JobSlot* slots_;
   std::byte* arena_;
   PageReserver reserver_;
+  ArenaWriter writer_;
   // This process's last failed Reserve (see Header::frees).
   std::uint64_t failed_at_frees_ = ~std::uint64_t{0};
   std::uint64_t failed_capacity_ = 0;

@@ -103,17 +103,11 @@ Result<AttachedChild> attach_child(int argc, char** argv) {
   child.upload_queue = *upload;
   if (child.args.options.out_is_s3() && !child.upload_queue)
     return Status(Code::kInternal, "the segment holds no upload queue, though --out is a bucket");
-  // Producers reserve an extent's pages before writing to it: a full
-  // /dev/shm then refuses the extent instead of killing us with SIGBUS.
-  child.queue.set_page_reserver([seg = child.segment.get()](std::uint64_t offset, std::uint64_t length) {
-    return seg->Reserve(offset, length).ok();
-  });
-  if (child.upload_queue) {
-    const std::uint64_t base = page_aligned_offset(child.queue.block_bytes());
-    child.upload_queue->set_page_reserver([seg = child.segment.get(), base](std::uint64_t offset, std::uint64_t length) {
-      return seg->Reserve(base + offset, length).ok();
-    });
-  }
+  // Producers reserve an extent's pages before writing to it (a full
+  // /dev/shm then refuses the extent instead of killing us with SIGBUS), and
+  // write bodies through the segment's file.
+  child.segment->BackProducer(child.queue, 0);
+  if (child.upload_queue) child.segment->BackProducer(*child.upload_queue, page_aligned_offset(child.queue.block_bytes()));
   return child;
 }
 

@@ -127,6 +127,27 @@ Status SharedSegment::Reserve(std::size_t offset, std::size_t length) const {
   return Status::Ok();
 }
 
+Status SharedSegment::Write(std::size_t offset, std::span<const std::byte> data) const {
+  while (!data.empty()) {
+    const ssize_t n = ::pwrite(fd_, data.data(), data.size(), static_cast<off_t>(offset));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == ENOSPC) return Status(Code::kIoError, "/dev/shm is full: cannot write the queue");
+    if (n <= 0) return Status::FromErrno("writing /dev/shm/" + name_);
+    offset += static_cast<std::size_t>(n);
+    data = data.subspan(static_cast<std::size_t>(n));
+  }
+  return Status::Ok();
+}
+
+void SharedSegment::BackProducer(JobQueue& queue, std::uint64_t base) const {
+  queue.set_page_reserver([this, base](std::uint64_t offset, std::uint64_t length) {
+    return Reserve(base + offset, length).ok();
+  });
+  queue.set_arena_writer([this, base](std::uint64_t offset, std::span<const std::byte> data) {
+    return Write(base + offset, data);
+  });
+}
+
 SharedSegment::~SharedSegment() {
   ::close(fd_);
   if (owner_) bip::shared_memory_object::remove(name_.c_str());

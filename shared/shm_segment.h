@@ -13,11 +13,13 @@
 #include <cstddef>
 #include <filesystem>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
 #include <boost/interprocess/mapped_region.hpp>
 
+#include "shared/job_queue.h"
 #include "shared/status.h"
 
 namespace thumbmill {
@@ -53,6 +55,19 @@ class SharedSegment {
   /// cost ~0.1 s of zeroing at every start and pin the whole arena, so each
   /// writer reserves what it is about to touch (JobQueue::set_page_reserver).
   Status Reserve(std::size_t offset, std::size_t length) const;
+
+  /// Writes `data` at `offset` through the segment's file (pwrite), not
+  /// through this process's mapping: no page of it is mapped here, so there
+  /// is no fault per page and nothing to drop afterwards. The pages are
+  /// visible at once to every process that maps them.
+  Status Write(std::size_t offset, std::span<const std::byte> data) const;
+
+  /// Makes `queue`, whose block starts at byte `base` of this segment, a
+  /// producer of this process through the segment's file: extents are
+  /// reserved (Reserve) before they are handed out, and bodies are filled
+  /// through Write (JobQueue::set_arena_writer says why). The segment must
+  /// outlive the queue's use.
+  void BackProducer(JobQueue& queue, std::uint64_t base) const;
 
  private:
   SharedSegment(std::string name, boost::interprocess::mapped_region region, int fd, bool owner)

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <set>
 #include <thread>
+#include <vector>
 
 #include "shared/job_queue.h"
 #include "shared/shm_segment.h"
@@ -289,6 +290,32 @@ TEST_CASE("releasing a body drops this process's pages of it and leaves a neighb
   CHECK_FALSE(page_mapped(const_cast<const std::byte*>(inner)));
   auto neighbour = q.body(second);
   CHECK(std::all_of(neighbour.begin(), neighbour.end(), [](std::byte b) { return b == std::byte{2}; }));
+}
+
+TEST_CASE("a producer backed by the segment fills bodies through its file: it maps none of their pages") {
+  auto [segment, q] = make_shared_queue(4, 1 << 20);
+  segment->BackProducer(q, 0);
+  const std::uint64_t page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+  const std::uint64_t size = 16 * page + 123;
+  auto slot = q.Reserve(info(7), size, 1);
+  REQUIRE(slot);
+  std::vector<std::byte> bytes(size);
+  for (std::size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<std::byte>(i * 7 + 1);
+  // In two pieces, the second at an offset, as a download arrives.
+  REQUIRE(q.Fill(*slot, 0, std::span(bytes).first(5000)).ok());
+  REQUIRE(q.Fill(*slot, 5000, std::span(bytes).subspan(5000)).ok());
+  // Every page wholly inside the extent (an edge page may hold the queue's
+  // own records, which this process does map).
+  const auto begin = reinterpret_cast<std::uintptr_t>(q.body(*slot).data());
+  for (std::uintptr_t at = (begin + page - 1) / page * page; at + page <= begin + size; at += page)
+    CHECK_FALSE(page_mapped(reinterpret_cast<const void*>(at)));
+  q.Publish(*slot, size, 0);
+  // A consumer (here the same process, through its mapping) reads it whole.
+  JobQueue::SlotId taken;
+  REQUIRE(take_id(q, &taken) == 7);
+  const auto body = q.body(taken);
+  REQUIRE(body.size() == size);
+  CHECK(std::equal(body.begin(), body.end(), bytes.begin()));
 }
 
 /// Runs `body` in a forked child that exits 0 if it returns true.

@@ -85,11 +85,13 @@ Status queue_for_upload(const std::vector<EncodedThumbnail>& thumbs, JobQueue& q
     queue.Touch(id);
     uploads.WaitForSpace(std::chrono::milliseconds(250));
   }
-  std::span<std::byte> extent = uploads.body(*slot);
   std::uint64_t at = sizeof(UploadBundle);
   for (std::size_t i = 0; i < thumbs.size(); ++i) {
     const auto& b = thumbs[i].bytes;
-    std::memcpy(extent.data() + at, b.data(), b.size());
+    if (Status st = uploads.Fill(*slot, at, std::as_bytes(std::span(b))); !st.ok()) {
+      uploads.Abandon(*slot);
+      return st;
+    }
     UploadPart& part = bundle.parts[i];
     part.offset = at;
     part.length = b.size();
@@ -98,9 +100,13 @@ Status queue_for_upload(const std::vector<EncodedThumbnail>& thumbs, JobQueue& q
     at += b.size();
   }
   bundle.part_count = static_cast<std::uint32_t>(thumbs.size());
-  out.handed_to_uploader = 1;
   bundle.resize = out;
-  std::memcpy(extent.data(), &bundle, sizeof bundle);
+  bundle.resize.handed_to_uploader = 1;
+  if (Status st = uploads.Fill(*slot, 0, std::as_bytes(std::span(&bundle, 1))); !st.ok()) {
+    uploads.Abandon(*slot);
+    return st;
+  }
+  out.handed_to_uploader = 1;
   uploads.Publish(*slot, bytes, job.fetch);
   return Status::Ok();
 }
