@@ -19,6 +19,7 @@
 #include <vector>
 
 #include <doctest/doctest.h>
+#include <orc/orc.h>
 #include <vips/vips8>
 
 #include "tests/skip.h"
@@ -655,6 +656,59 @@ TEST_CASE("threads resizing at once: liborc's code memory stays whole") {
     });
   for (std::thread& thread : threads) thread.join();
   for (int count : made) CHECK(count == kRounds);
+}
+
+// The kept code (orc_guard.cc): a program is compiled once per process, and
+// a program that differs in any compiler input (here only a constant) gets
+// its own code.
+TEST_CASE("liborc code: the same program is compiled once, a different one again") {
+  start_vips();
+  REQUIRE(orc_guard_installed());
+  constexpr int kN = 64;
+  std::array<std::int16_t, kN> source{};
+  for (int i = 0; i < kN; ++i) source[static_cast<std::size_t>(i)] = static_cast<std::int16_t>(i * 3);
+  // d1 = s1 + constant, compiled and run as libvips does.
+  auto add = [&source](int constant, int compiles = 1) {
+    OrcProgram* program = orc_program_new();
+    orc_program_add_destination(program, 2, "d1");
+    orc_program_add_source(program, 2, "s1");
+    orc_program_add_constant(program, 2, constant, "c1");
+    orc_program_append_str(program, "addw", "d1", "s1", "c1");
+    for (int i = 0; i < compiles; ++i) REQUIRE(ORC_COMPILE_RESULT_IS_SUCCESSFUL(orc_program_compile(program)));
+    std::array<std::int16_t, kN> out{};
+    OrcExecutor* executor = orc_executor_new(program);
+    orc_executor_set_n(executor, kN);
+    orc_executor_set_array_str(executor, "s1", source.data());
+    orc_executor_set_array_str(executor, "d1", out.data());
+    orc_executor_run(executor);
+    orc_executor_free(executor);
+    orc_program_free(program);
+    int wrong = 0;
+    for (int i = 0; i < kN; ++i) wrong += out[static_cast<std::size_t>(i)] != source[static_cast<std::size_t>(i)] + constant;
+    return wrong;
+  };
+  const OrcCodeCounts before = orc_code_counts();
+  CHECK(add(1001) == 0);
+  const OrcCodeCounts first = orc_code_counts();
+  CHECK(first.compiled == before.compiled + 1);
+  CHECK(add(1001) == 0);  // freed and built again: the kept code
+  CHECK(add(2002) == 0);  // another constant: compiled
+  const OrcCodeCounts after = orc_code_counts();
+  CHECK(after.reused == first.reused + 1);
+  CHECK(after.compiled == first.compiled + 1);
+  // Compiled twice over kept code: liborc must not free the kept code.
+  CHECK(add(1001, 2) == 0);
+  CHECK(add(1001) == 0);
+
+  // Thumbnails: a second image of the same size compiles nothing new.
+  const Bytes jpeg = encode_as(noisy_photo(1600, 1200), ".jpg");
+  const ResizeSettings settings = settings_with(kDefaultWidths);
+  REQUIRE(make(jpeg, settings).ok());
+  const OrcCodeCounts once = orc_code_counts();
+  REQUIRE(make(jpeg, settings).ok());
+  const OrcCodeCounts twice = orc_code_counts();
+  CHECK(twice.compiled == once.compiled);
+  CHECK(twice.reused > once.reused);
 }
 
 }  // namespace

@@ -15,9 +15,25 @@
 // calls liborc's own (dlsym RTLD_NEXT). Turning libvips's vector path off
 // (VIPS_NOVECTOR) would also avoid the race, but it changes every thumbnail:
 // its C path rounds differently (PSNR 39-41 dB at 32 px against today's).
+//
+// The same two definitions keep compiled code (orc_guard.cc, "compiled code,
+// kept by program"): libvips builds and compiles the same few programs for
+// every image, and orc's compiler is slow (an assembly listing written with
+// vsnprintf, and fresh code memory mapped, for each). A program whose every
+// compiler input equals one compiled before gets that one's code.
 #pragma once
 
+#include <cstdint>
+
 namespace thumbmill {
+
+struct OrcCodeCounts {
+  std::uint64_t compiled = 0;  // programs liborc compiled
+  std::uint64_t reused = 0;    // programs given code compiled before
+};
+
+/// What orc_program_compile did in this process so far.
+OrcCodeCounts orc_code_counts();
 
 /// True when libvips's calls to orc_program_compile and orc_program_free
 /// reach the locked definitions in orc_guard.cc: the executable exports them.
