@@ -81,11 +81,12 @@ std::vector<std::pair<std::string, ResizeSettings>> setting_cases() {
   return cases;
 }
 
-/// The thumbnails by libjpeg directly (decode and encode), or by libvips'
-/// loader and jpegsave.
+/// The thumbnails by libjpeg directly (decode and encode) and vips_resize
+/// (plain_resize), or by libvips' loader, thumbnail_image and jpegsave.
 Result<std::vector<EncodedThumbnail>> make(const Bytes& jpeg, ResizeSettings settings, bool directly) {
   settings.decode_jpeg_directly = directly;
   settings.encode_jpeg_directly = directly;
+  settings.resize_directly = directly;
   return make_thumbnails(ImageSource{std::span<const std::byte>(jpeg), ""}, settings);
 }
 
@@ -126,7 +127,7 @@ TEST_CASE("decode_jpeg_scaled gives libvips' pixels and header at every shrink")
   }
 }
 
-TEST_CASE("thumbnails by the direct decode and encode are byte-identical to libvips' loader and jpegsave's") {
+TEST_CASE("thumbnails by the direct decode, resize and encode are byte-identical to libvips' loader, thumbnail and jpegsave's") {
   start_vips();
   for (const Sample& sample : samples()) {
     for (const auto& [label, settings] : setting_cases()) {

@@ -47,6 +47,10 @@ struct ResizeSettings {
   // Likewise a JPEG thumbnail without metadata is encoded by libjpeg
   // directly (worker/jpeg_encode.h); false: libvips' jpegsave.
   bool encode_jpeg_directly = true;
+  // A plain 8-bit image in memory is resized by vips_resize with thumbnail's
+  // shrinks, not through thumbnail_image (worker/resize.cc, plain_resize);
+  // false: always thumbnail_image. The same bytes either way.
+  bool resize_directly = true;
 
   static ResizeSettings From(const Options& options);
 };
