@@ -314,7 +314,7 @@ TEST_CASE("defaults: only LIST given") {
   CHECK(o.workers >= 1);
   CHECK(o.workers == std::max(1L, sysconf(_SC_NPROCESSORS_ONLN)));
   CHECK(o.downloads == 16);
-  CHECK(o.queue_mb == 256);
+  CHECK(o.queue_mb == 64);
   CHECK(o.max_bytes == 100'000'000);
   CHECK(o.max_pixels == 100'000'000);
   CHECK(o.max_decode_mb == 512);
