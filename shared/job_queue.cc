@@ -172,10 +172,13 @@ std::optional<std::uint64_t> JobQueue::FindRoom(std::uint64_t capacity, std::uin
   return first_fit;
 }
 
+std::uint64_t JobQueue::BlockOffset(std::uint64_t arena_offset) const {
+  return static_cast<std::uint64_t>(arena_ - reinterpret_cast<std::byte*>(header_)) + arena_offset;
+}
+
 bool JobQueue::ReserveArena(std::uint64_t offset, std::uint64_t length) const {
   if (!reserver_ || length == 0) return true;
-  const auto base = static_cast<std::uint64_t>(arena_ - reinterpret_cast<std::byte*>(header_));
-  return reserver_(base + offset, length);
+  return reserver_(BlockOffset(offset), length);
 }
 
 std::uint64_t JobQueue::frees() const { return header_->frees.load(std::memory_order_acquire); }
@@ -276,8 +279,22 @@ bool JobQueue::Grow(SlotId id, std::uint64_t capacity) {
     s.move_offset = 0;
     return false;
   }
-  // The slot is ours and both extents are claimed, so the copy needs no lock.
-  if (s.capacity) std::memcpy(arena_ + target, arena_ + s.offset, s.capacity);
+  // The slot is ours and both extents are claimed, so the copy needs no
+  // lock. It goes through the writer like any fill; reading the old extent
+  // maps its pages here, and the kernel's fault-around may map pages of the
+  // new one beside them, so both are dropped again.
+  if (s.capacity) {
+    const std::span<const std::byte> old(arena_ + s.offset, static_cast<std::size_t>(s.capacity));
+    const bool copied = Write(target, old).ok();
+    DropPages(s.offset, s.capacity);
+    DropPages(target, capacity);
+    if (!copied) {
+      std::lock_guard guard(header_->lock);
+      s.move_capacity = 0;
+      s.move_offset = 0;
+      return false;
+    }
+  }
   {
     std::lock_guard guard(header_->lock);
     s.offset = target;
@@ -303,27 +320,31 @@ bool JobQueue::SpillToPath(SlotId id, std::string_view path) {
   return true;
 }
 
-void JobQueue::DropPages(SlotId id) {
-  const JobSlot& s = slots_[id];
-  if (header_->placement != Placement::kShared || s.capacity == 0) return;
+void JobQueue::DropPages(std::uint64_t offset, std::uint64_t length) {
+  if (header_->placement != Placement::kShared || length == 0) return;
   // Whole pages, rounded outwards: a neighbour's bytes on a shared edge page
   // are safe, since only this process's page-table entries go.
   static const std::uintptr_t page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
-  const auto begin = reinterpret_cast<std::uintptr_t>(arena_ + s.offset) & ~(page - 1);
-  const auto end = (reinterpret_cast<std::uintptr_t>(arena_ + s.offset + s.capacity) + page - 1) & ~(page - 1);
+  const auto begin = reinterpret_cast<std::uintptr_t>(arena_ + offset) & ~(page - 1);
+  const auto end = (reinterpret_cast<std::uintptr_t>(arena_ + offset + length) + page - 1) & ~(page - 1);
   ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
+void JobQueue::DropPages(SlotId id) { DropPages(slots_[id].offset, slots_[id].capacity); }
+
+Status JobQueue::Write(std::uint64_t offset, std::span<const std::byte> data) {
+  if (data.empty()) return Status::Ok();
+  if (!writer_) {
+    std::memcpy(arena_ + offset, data.data(), data.size());
+    return Status::Ok();
+  }
+  return writer_(BlockOffset(offset), data);
 }
 
 Status JobQueue::Fill(SlotId id, std::uint64_t at, std::span<const std::byte> data) {
   const JobSlot& s = slots_[id];
   assert(at + data.size() <= s.capacity);
-  if (data.empty()) return Status::Ok();
-  if (!writer_) {
-    std::memcpy(arena_ + s.offset + at, data.data(), data.size());
-    return Status::Ok();
-  }
-  const auto base = static_cast<std::uint64_t>(arena_ - reinterpret_cast<std::byte*>(header_));
-  return writer_(base + s.offset + at, data);
+  return Write(s.offset + at, data);
 }
 
 void JobQueue::Publish(SlotId id, std::uint64_t length, const FetchFacts& fetch) {

@@ -301,8 +301,14 @@ class JobQueue {
   // REQUIRES: the lock is held.
   std::optional<std::uint64_t> FindRoom(std::uint64_t capacity, std::uint64_t from) const;
   bool ExtentIsFree(std::uint64_t offset, std::uint64_t end, SlotId except) const;
-  /// Drops this process's mapping of the slot's body pages (kShared only).
+  /// Drops this process's mapping of the slot's body pages, or of arena
+  /// bytes [offset, offset + length) (kShared only; the data stays).
   void DropPages(SlotId slot);
+  void DropPages(std::uint64_t offset, std::uint64_t length);
+  /// Copies `data` to arena byte `offset`, through the writer if there is one.
+  Status Write(std::uint64_t offset, std::span<const std::byte> data);
+  /// The byte offset in the queue's block of arena byte `arena_offset`.
+  std::uint64_t BlockOffset(std::uint64_t arena_offset) const;
   void FreeLocked(SlotId slot);
   SlotView ViewLocked(SlotId slot, bool full) const;
   void MakeReadyLocked(SlotId slot, std::uint64_t seq);

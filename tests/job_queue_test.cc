@@ -309,6 +309,21 @@ TEST_CASE("a producer backed by the segment fills bodies through its file: it ma
   const auto begin = reinterpret_cast<std::uintptr_t>(q.body(*slot).data());
   for (std::uintptr_t at = (begin + page - 1) / page * page; at + page <= begin + size; at += page)
     CHECK_FALSE(page_mapped(reinterpret_cast<const void*>(at)));
+  // Grown where it cannot stay (a neighbour right after it): moved through
+  // the file too, and the old extent's pages, read for the move, dropped.
+  auto neighbour = q.Reserve(info(8), page, 1);
+  REQUIRE(neighbour);
+  const auto old_begin = begin;
+  REQUIRE(q.Grow(*slot, 3 * size));
+  const auto moved = reinterpret_cast<std::uintptr_t>(q.body(*slot).data());
+  REQUIRE(moved != old_begin);
+  for (std::uintptr_t base : {old_begin, moved})
+    for (std::uintptr_t at = (base + page - 1) / page * page; at + page <= base + size; at += page) {
+      CAPTURE(base == moved);
+      CAPTURE((at - base) / page);
+      CHECK_FALSE(page_mapped(reinterpret_cast<const void*>(at)));
+    }
+  q.Abandon(*neighbour);
   q.Publish(*slot, size, 0);
   // A consumer (here the same process, through its mapping) reads it whole.
   JobQueue::SlotId taken;
