@@ -280,14 +280,16 @@ bool JobQueue::Grow(SlotId id, std::uint64_t capacity) {
     return false;
   }
   // The slot is ours and both extents are claimed, so the copy needs no
-  // lock. It goes through the writer like any fill; reading the old extent
-  // maps its pages here, and the kernel's fault-around may map pages of the
-  // new one beside them, so both are dropped again.
+  // lock. It goes the way any fill goes. Through a writer, reading the old
+  // extent maps its pages here, and the kernel's fault-around may map pages
+  // of the new one beside them: a producer that maps nothing drops both.
   if (s.capacity) {
     const std::span<const std::byte> old(arena_ + s.offset, static_cast<std::size_t>(s.capacity));
     const bool copied = Write(target, old).ok();
-    DropPages(s.offset, s.capacity);
-    DropPages(target, capacity);
+    if (writer_) {
+      DropPages(s.offset, s.capacity);
+      DropPages(target, capacity);
+    }
     if (!copied) {
       std::lock_guard guard(header_->lock);
       s.move_capacity = 0;
@@ -349,7 +351,6 @@ Status JobQueue::Fill(SlotId id, std::uint64_t at, std::span<const std::byte> da
 
 void JobQueue::Publish(SlotId id, std::uint64_t length, const FetchFacts& fetch) {
   JobSlot& s = slots_[id];
-  DropPages(id);  // the producer is done writing; consumers map it afresh
   {
     std::lock_guard guard(header_->lock);
     s.length = length;

@@ -141,10 +141,13 @@ struct QueueStats {
 enum class TakeResult { kJob, kTimeout, kClosed };
 
 /// Where the queue's block lives. kShared: every process maps the same
-/// pages, and a process done with a body (the producer at Publish, the
-/// consumer at Release) drops its own mapping of it (MADV_DONTNEED; the data
-/// stays in the segment), so its resident memory holds only the bodies it is
-/// working on. kPrivate (one process, ordinary memory): pages stay; giving
+/// pages. A consumer done with a body drops its own mapping of it at Release
+/// (MADV_DONTNEED; the data stays in the segment), so a worker's resident
+/// memory holds only the body it is working on. A producer drops nothing at
+/// Publish: it either writes through the segment's file and maps nothing
+/// (set_arena_writer), or keeps the arena mapped (the downloader, which
+/// writes every page of it over and over; SharedSegment::BackProducer).
+/// kPrivate (one process, ordinary memory): pages stay; giving
 /// them back at Release was measured to cost more (a zero-fill on every
 /// reuse, +1 s of system time over 200 photos) than it saved, since the
 /// arena fills up ahead of the workers anyway.
@@ -182,12 +185,11 @@ class JobQueue {
   void set_page_reserver(PageReserver reserver) { reserver_ = std::move(reserver); }
 
   /// How this process copies a body's bytes into the arena (Fill). Called
-  /// with a byte offset into the queue's block. The shared placement writes
-  /// through the segment's file (SharedSegment::Write): the producer never
-  /// maps the pages it fills, so it takes no page fault per 4 KiB and has no
-  /// mapping to drop at Publish (measured: 0.3 s of the downloader's 0.5 s
-  /// of system time over 578 MB). Per process, like the reserver. Default:
-  /// a memcpy into this process's mapping.
+  /// with a byte offset into the queue's block. A producer whose resident
+  /// memory must stay small writes through the segment's file
+  /// (SharedSegment::Write): it maps none of the pages it fills, so it has
+  /// none to drop. Per process, like the reserver. Default: a memcpy into
+  /// this process's mapping.
   using ArenaWriter = std::function<Status(std::uint64_t offset, std::span<const std::byte> data)>;
   void set_arena_writer(ArenaWriter writer) { writer_ = std::move(writer); }
 

@@ -104,10 +104,13 @@ Result<AttachedChild> attach_child(int argc, char** argv) {
   if (child.args.options.out_is_s3() && !child.upload_queue)
     return Status(Code::kInternal, "the segment holds no upload queue, though --out is a bucket");
   // Producers reserve an extent's pages before writing to it (a full
-  // /dev/shm then refuses the extent instead of killing us with SIGBUS), and
-  // write bodies through the segment's file.
-  child.segment->BackProducer(child.queue, 0);
-  if (child.upload_queue) child.segment->BackProducer(*child.upload_queue, page_aligned_offset(child.queue.block_bytes()));
+  // /dev/shm then refuses the extent instead of killing us with SIGBUS).
+  // The downloader fills the fetch queue through its mapping; a worker
+  // queues thumbnails through the file, so that its RSS stays its own.
+  using Fills = SharedSegment::Fills;
+  child.segment->BackProducer(child.queue, 0, Fills::kThroughMapping);
+  if (child.upload_queue)
+    child.segment->BackProducer(*child.upload_queue, page_aligned_offset(child.queue.block_bytes()), Fills::kThroughFile);
   return child;
 }
 

@@ -139,10 +139,11 @@ Status SharedSegment::Write(std::size_t offset, std::span<const std::byte> data)
   return Status::Ok();
 }
 
-void SharedSegment::BackProducer(JobQueue& queue, std::uint64_t base) const {
+void SharedSegment::BackProducer(JobQueue& queue, std::uint64_t base, Fills fills) const {
   queue.set_page_reserver([this, base](std::uint64_t offset, std::uint64_t length) {
     return Reserve(base + offset, length).ok();
   });
+  if (fills == Fills::kThroughMapping) return;
   queue.set_arena_writer([this, base](std::uint64_t offset, std::span<const std::byte> data) {
     return Write(base + offset, data);
   });

@@ -294,7 +294,7 @@ TEST_CASE("releasing a body drops this process's pages of it and leaves a neighb
 
 TEST_CASE("a producer backed by the segment fills bodies through its file: it maps none of their pages") {
   auto [segment, q] = make_shared_queue(4, 1 << 20);
-  segment->BackProducer(q, 0);
+  segment->BackProducer(q, 0, SharedSegment::Fills::kThroughFile);
   const std::uint64_t page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
   const std::uint64_t size = 16 * page + 123;
   auto slot = q.Reserve(info(7), size, 1);
