@@ -19,7 +19,8 @@
       process. "peak PSS sum" is the same with Pss from
       /proc/PID/smaps_rollup, where a shared page is divided among its
       sharers, so the sum counts it once: the honest figure for what a run
-      takes from the machine. smaps_rollup walks page tables (~2.5 ms of
+      takes from the machine. Shared memory (Pss_Shmem) is left out of it:
+      the queue segment is measured whole in /dev/shm instead (peak_shm_mb). smaps_rollup walks page tables (~2.5 ms of
       kernel time per sample of a coordinator tree), so PSS is read only
       every 10th sample (200 ms) and when the RSS sum passes by 5 % the
       largest one PSS was read at. The sampler's own CPU time (outside the
@@ -533,9 +534,12 @@ def _rss_kb(pid, page_kb):
 
 
 def _rss_pss_kb(pid):
-    """Rss and Pss from /proc/PID/smaps_rollup (walks the page tables: ~0.5 ms
-    per process with big mappings, hence taken only every --pss-every samples)."""
-    rss = pss = 0
+    """Rss, and Pss without shared memory (Pss - Pss_Shmem), from
+    /proc/PID/smaps_rollup (walks the page tables: ~0.5 ms per process with
+    big mappings, hence taken only every --pss-every samples). Shared-memory
+    pages are left out because the queue segment is counted whole by
+    _shm_kb: the downloader keeps it mapped, so its PSS would count it too."""
+    rss = pss = shmem = 0
     try:
         with open(f"/proc/{pid}/smaps_rollup") as f:
             for line in f:
@@ -543,16 +547,18 @@ def _rss_pss_kb(pid):
                     rss = int(line.split()[1])
                 elif line.startswith("Pss:"):
                     pss = int(line.split()[1])
+                elif line.startswith("Pss_Shmem:"):
+                    shmem = int(line.split()[1])
                     break
     except (OSError, ValueError):
         pass
-    return rss, pss
+    return rss, pss - shmem
 
 
 def _shm_kb(pids):
     """KiB allocated in /dev/shm by thumbmill segments of these processes
-    (named thumbmill-<creator pid>-<start>). Bodies waiting in the queue live
-    there, mapped by no process, so no RSS or PSS counts them."""
+    (named thumbmill-<creator pid>-<start>): the queue's bodies, whichever
+    process maps them (the PSS sum leaves shared memory out)."""
     total = 0
     try:
         for e in os.scandir("/dev/shm"):
