@@ -80,9 +80,21 @@ struct KeptCode {
   void* exec;
 };
 constexpr std::size_t kMaxKeptPrograms = 256;  // a bound, far above what libvips makes
-std::unordered_map<std::string, KeptCode> kept_by_key;   // guarded by code_memory_lock
-std::unordered_set<const OrcCode*> kept_codes;           // guarded by code_memory_lock
-thumbmill::OrcCodeCounts counts;                         // guarded by code_memory_lock
+
+// All guarded by code_memory_lock.
+struct Kept {
+  std::unordered_map<std::string, KeptCode> by_key;
+  std::unordered_set<const OrcCode*> codes;
+  thumbmill::OrcCodeCounts counts;
+};
+
+// Never destroyed: libvips may free programs while the process exits, after
+// static destructors have run, and the kept code must stay reachable to the
+// end (LeakSanitizer checks at exit).
+Kept& kept() {
+  static Kept* const instance = new Kept;
+  return *instance;
+}
 
 }  // namespace
 
@@ -93,25 +105,26 @@ OrcCompileResult orc_program_compile(OrcProgram* program) {
   std::lock_guard<std::mutex> hold(code_memory_lock);
   // Compiled before: liborc would free its code first, so kept code is let
   // go of here; a program's own code is compiled again the ordinary way.
-  if (kept_codes.count(program->orccode) != 0) program->orccode = nullptr;
+  Kept& k = kept();
+  if (k.codes.count(program->orccode) != 0) program->orccode = nullptr;
   if (program->orccode != nullptr) {
-    ++counts.compiled;
+    ++k.counts.compiled;
     return real(program);
   }
   std::string key = program_key(*program);
-  if (auto it = kept_by_key.find(key); it != kept_by_key.end()) {
+  if (auto it = k.by_key.find(key); it != k.by_key.end()) {
     program->orccode = it->second.code;
     program->code_exec = it->second.exec;
-    ++counts.reused;
+    ++k.counts.reused;
     return ORC_COMPILE_RESULT_OK;
   }
   const OrcCompileResult result = real(program);
-  ++counts.compiled;
+  ++k.counts.compiled;
   // Only real machine code is kept: a failure or the emulator is left to
   // liborc's ordinary handling.
-  if (result == ORC_COMPILE_RESULT_OK && program->orccode != nullptr && kept_by_key.size() < kMaxKeptPrograms) {
-    kept_by_key.emplace(std::move(key), KeptCode{program->orccode, program->code_exec});
-    kept_codes.insert(program->orccode);
+  if (result == ORC_COMPILE_RESULT_OK && program->orccode != nullptr && k.by_key.size() < kMaxKeptPrograms) {
+    k.by_key.emplace(std::move(key), KeptCode{program->orccode, program->code_exec});
+    k.codes.insert(program->orccode);
   }
   return result;
 }
@@ -119,7 +132,7 @@ OrcCompileResult orc_program_compile(OrcProgram* program) {
 void orc_program_free(OrcProgram* program) {
   static const auto real = liborc<void (*)(OrcProgram*)>("orc_program_free");
   std::lock_guard<std::mutex> hold(code_memory_lock);
-  if (program != nullptr && kept_codes.count(program->orccode) != 0) program->orccode = nullptr;  // kept
+  if (program != nullptr && kept().codes.count(program->orccode) != 0) program->orccode = nullptr;  // kept
   real(program);
 }
 
@@ -129,7 +142,7 @@ namespace thumbmill {
 
 OrcCodeCounts orc_code_counts() {
   std::lock_guard<std::mutex> hold(code_memory_lock);
-  return counts;
+  return kept().counts;
 }
 
 bool orc_guard_installed() {
