@@ -116,9 +116,15 @@ TEST_CASE("a node SIGKILLed mid-run: its children die with it, the others finish
   ::kill(dead, SIGKILL);
   REQUIRE(Batch::Until([&] { return victim.Ended(); }, 5s));
   CHECK(victim.exit_code == 128 + SIGKILL);
-  // Its children go with it (PDEATHSIG): none is left running.
+  // Its children go with it (PDEATHSIG): none is left running. A child
+  // stops showing the segment in its maps as soon as its exit lets go of its
+  // memory, before it is a zombie (tearing down a large mapping, or ASan's
+  // shadow, takes a while): so each one's end is waited for too.
   CHECK(eventually([&] { return tree_alive(dead) == 0; }, 2000ms));
-  for (pid_t child : children) CHECK((process_state(child) == '?' || process_state(child) == 'Z'));
+  for (pid_t child : children) {
+    CAPTURE(child);
+    CHECK(eventually([&] { return process_state(child) == '?' || process_state(child) == 'Z'; }, 5000ms));
+  }
 
   REQUIRE(batch.WaitAll());
   INFO(batch.Logs());
